@@ -1,0 +1,86 @@
+"""The ``lanepaint`` command: one entry point, a subcommand per stage or tool.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
+only the chosen one is imported, so ``lanepaint --help`` and the light commands never import torch.
+Exit codes: 0 success, 1 some item failed (or the run failed), 2 bad usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from core import __version__
+from core.config import read_env
+from core.errors import LanepaintError, UsageError
+from core.logs import setup_logging
+
+log = logging.getLogger("lanepaint")
+
+# name -> (module, one-line help). Add a row when a stage or tool lands.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("core.demo", "run the tiny pipeline end to end on a synthetic clip (CPU, about a minute)"),
+    "synth": ("core.synth_cli", "write synthetic driving clips with exact ground-truth road masks"),
+    "env": ("core.env_cli", "list the environment variables lanepaint reads"),
+}
+
+EPILOG = """exit codes: 0 success, 1 an item or the run failed (see the summary), 2 bad usage.
+Run `lanepaint <command> --help` for the options of one command."""
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lanepaint",
+        description="Repaint lane markings in driving videos and measure how a driving model reacts.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"lanepaint {__version__}")
+    parser.add_argument("--log-level", default=(read_env("LANEPAINT_LOG_LEVEL") or "INFO").upper(),
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="logging verbosity (default INFO, or LANEPAINT_LOG_LEVEL)")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
+    chosen = _command_in(argv)
+    for name, (module_name, help_text) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text,
+                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(cmd)
+            cmd.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    setup_logging(args.log_level)
+    try:
+        return int(args._module.run(args) or 0)
+    except UsageError as exc:
+        print(f"lanepaint {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except LanepaintError as exc:
+        print(f"lanepaint {args.command}: failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"lanepaint {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Configuration: frozen dataclasses filled from defaults < environment < command line.
+
+Every environment variable the project reads is listed once, in ``ENV_TABLE``. Stage code never
+reads ``os.environ``; it calls ``build_config(MyConfig, "section", cli_values)`` and gets a frozen
+dataclass. A variable applies to the sections it names (``"*"``: any section whose dataclass has
+that field).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+from core.errors import UsageError
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_SECRET_MARKERS = ("token", "secret", "password", "credential", "api_key")
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    sections: tuple[str, ...]
+    field: str
+    help: str = ""
+
+
+def _v(name: str, sections: str, field: str, help: str = "") -> EnvVar:
+    return EnvVar(name, tuple(s.strip() for s in sections.split(",")), field, help)
+
+
+# The one table of environment variables (seed names kept so existing job scripts keep working).
+ENV_TABLE: tuple[EnvVar, ...] = (
+    # whole pipeline
+    _v("LANEPAINT_PROFILE", "*", "profile", "model profile: full (real checkpoints) or tiny (random weights)"),
+    _v("LANEPAINT_LOG_LEVEL", "runtime", "log_level", "DEBUG, INFO, WARNING"),
+    _v("LANEPAINT_CACHE_DIR", "*", "cache_dir", "local cache for downloaded inputs"),
+    _v("OUTPUT_ROOT", "*", "output_root", "output root URI (local path or gs://)"),
+    _v("RUN_ID", "*", "run_id", "run id of this stage run"),
+    _v("DATA_RUN_ID", "edit,run", "data_run_id", "segmentation run id that stage 2 reads"),
+    # stage 1: SAM2 segmentation
+    _v("SAM2_MAX_FRAMES", "segment", "max_frames", "frames per video after resampling"),
+    _v("SAM2_FPS", "segment", "fps", "resampling frame rate"),
+    _v("SAM2_MODEL", "segment", "model", "tiny|small|base_plus|large"),
+    # stage 2: editing
+    _v("VP_STRENGTH", "edit", "strength", "denoising strength of the video pass"),
+    _v("VP_NUM_INFERENCE_STEPS", "edit", "num_inference_steps", "video diffusion steps"),
+    _v("VP_GUIDANCE_SCALE", "edit", "guidance_scale", "video classifier-free guidance"),
+    _v("VP_SEED", "edit", "seed", "generation seed"),
+    # stage 3: driving VLA
+    _v("ALPAMAYO_NUM_TRAJ_SAMPLES", "evaluate", "num_traj_samples", "trajectory samples per inference"),
+    # storage
+    _v("STORAGE_EMULATOR_HOST", "storage", "emulator_host", "GCS emulator endpoint (tests, local runs)"),
+    _v("LANEPAINT_GCS_TOKEN", "storage", "gcs_token", "gcsfs token: google_default, anon, cloud, or a JSON key path"),
+    _v("GOOGLE_CLOUD_PROJECT", "storage", "gcs_project", "GCP project for gs:// access"),
+)
+
+
+def read_env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The value of a registered environment variable, or None when unset.
+
+    Reading an unregistered name is a programming error: add it to ``ENV_TABLE`` first.
+    """
+    if not any(var.name == name for var in ENV_TABLE):
+        raise KeyError(f"{name} is not in core.config.ENV_TABLE")
+    env = os.environ if environ is None else environ
+    return env.get(name)
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def coerce(value: Any, tp: Any, name: str) -> Any:
+    """Convert ``value`` (often a string from the environment) to the annotated field type."""
+    inner, optional = _strip_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise UsageError(f"{name}: a value is required")
+    if optional and isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
+        return None
+    origin = get_origin(inner)
+    try:
+        if inner is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError("expected true/false (1/0, yes/no)")
+        if inner is int:
+            if isinstance(value, bool):
+                raise ValueError("expected an integer")
+            return int(str(value).strip()) if isinstance(value, str) else int(value)
+        if inner is float:
+            return float(str(value).strip()) if isinstance(value, str) else float(value)
+        if inner is str:
+            return str(value)
+        if origin is Literal:
+            choices = get_args(inner)
+            if value not in choices:
+                raise ValueError(f"expected one of {', '.join(map(str, choices))}")
+            return value
+        if origin is tuple:
+            item_tp = get_args(inner)[0] if get_args(inner) else str
+            if isinstance(value, str):
+                parts = [p.strip() for p in value.split(",")]
+                items = [p for p in parts if p]
+            else:
+                items = list(value)
+            return tuple(coerce(item, item_tp, name) for item in items)
+    except (TypeError, ValueError) as exc:
+        reason = str(exc) if "expected" in str(exc) else f"expected {getattr(inner, '__name__', inner)}"
+        raise UsageError(f"{name}={value!r}: {reason}") from None
+    return value
+
+
+def env_values(cls: type, section: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Field values for ``cls`` taken from the environment variables that apply to ``section``."""
+    env = os.environ if environ is None else environ
+    names = {f.name for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for var in ENV_TABLE:
+        if var.field not in names or var.name not in env:
+            continue
+        if section not in var.sections and "*" not in var.sections:
+            continue
+        values[var.field] = coerce(env[var.name], hints[var.field], var.name)
+    return values
+
+
+def build_config(
+    cls: type[T],
+    section: str,
+    cli: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> T:
+    """Build ``cls`` with priority defaults < environment < ``cli`` (``None`` means not given)."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    names = {f.name for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = env_values(cls, section, environ)
+    for key, value in (cli or {}).items():
+        if key not in names:
+            raise TypeError(f"{cls.__name__} has no field {key!r}")
+        if value is not None:
+            values[key] = coerce(value, hints[key], "--" + key.replace("_", "-"))
+    return cls(**values)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-friendly dict of a config with secret-looking fields redacted."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if any(marker in f.name.lower() for marker in _SECRET_MARKERS) and value:
+            value = "<redacted>"
+        elif dataclasses.is_dataclass(value):
+            value = config_to_dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def env_table_rows() -> list[tuple[str, str, str, str]]:
+    """(variable, sections, field, help) for documentation and ``lanepaint env``."""
+    return [(v.name, ",".join(v.sections), v.field, v.help) for v in ENV_TABLE]

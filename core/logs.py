@@ -1,0 +1,46 @@
+"""Logging setup and progress bars (tqdm, silent when stderr is not a terminal)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_FORMAT = "%(asctime)s %(levelname).1s %(name)s: %(message)s"
+_NOISY = ("urllib3", "fsspec", "gcsfs", "google", "asyncio", "httpx", "httpcore", "filelock",
+          "PIL", "matplotlib", "aiohttp", "flyte", "hydra")
+
+
+def setup_logging(level: str | int = "INFO") -> None:
+    """Configure the root logger once for a command-line run (library code only uses loggers)."""
+    if isinstance(level, str):
+        level = logging.getLevelName(level.upper())
+        if not isinstance(level, int):
+            level = logging.INFO
+    root = logging.getLogger()
+    if not any(getattr(h, "_lanepaint", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
+        handler._lanepaint = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+    for name in _NOISY:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def progress_enabled() -> bool:
+    return sys.stderr.isatty()
+
+
+def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, unit: str = "it",
+             **kwargs: Any) -> Iterator[T]:
+    """tqdm over ``iterable`` when stderr is a terminal, the bare iterable otherwise."""
+    if not progress_enabled():
+        yield from iterable
+        return
+    from tqdm.auto import tqdm
+
+    yield from tqdm(iterable, desc=desc, total=total, unit=unit, leave=False, dynamic_ncols=True, **kwargs)

@@ -1,0 +1,175 @@
+"""The run manifest each stage writes at its run root: ``<run_root>/manifest.json``.
+
+It holds the config, package and model versions, git revision, profile, and per-item status and
+timings. Each finished item is also written on its own as ``<run_root>/_items/<item>.json`` at
+the moment it finishes, so a crash keeps the record of finished items and several workers
+(Flyte map shards) can share one run root; ``finalize`` merges every item record into
+``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import re
+import subprocess
+import sys
+from typing import Any
+
+from core import storage
+from core.config import config_to_dict
+from core.errors import StorageError
+from core.runner import OK, SKIPPED, ItemResult, RunSummary
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+ITEMS_DIR = "_items"
+TINY_NOTE = ("tiny profile: models have random weights; pixels, captions and trajectories are "
+             "meaningless and only show that the pipeline code ran end to end")
+
+_PACKAGES = ("lanepaint", "numpy", "av", "torch", "diffusers", "transformers", "accelerate", "peft",
+             "sam2", "physical_ai_av", "flyte", "gcsfs", "fsspec", "opencv-python-headless")
+_SECRET_ARG = re.compile(r"(token|secret|password|key)", re.IGNORECASE)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def git_revision() -> str | None:
+    """The commit of the checkout the code runs from, or None outside a git checkout."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    rev = out.stdout.strip()
+    return rev if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", rev) else None
+
+
+def _redacted_argv(argv: list[str]) -> list[str]:
+    out, hide_next = [], False
+    for arg in argv:
+        if hide_next:
+            out.append("<redacted>")
+            hide_next = False
+            continue
+        if arg.startswith("--") and _SECRET_ARG.search(arg):
+            if "=" in arg:
+                out.append(arg.split("=", 1)[0] + "=<redacted>")
+            else:
+                out.append(arg)
+                hide_next = True
+            continue
+        out.append(arg)
+    return out
+
+
+def _item_file(item_id: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", item_id).strip("._-")[:80] or "item"
+    return f"{safe}-{hashlib.sha1(item_id.encode()).hexdigest()[:8]}.json"
+
+
+class RunManifest:
+    """Collects what one stage invocation did and writes it next to its outputs."""
+
+    def __init__(self, stage: str, run_root: str, run_id: str, config: Any, profile: str,
+                 models: dict[str, Any] | None = None) -> None:
+        self.stage = stage
+        self.run_root = run_root
+        self.run_id = run_id
+        self.config = config_to_dict(config) if config is not None else {}
+        self.profile = profile
+        self.models: dict[str, Any] = dict(models or {})
+        self.started_at = _now()
+        self.results: list[ItemResult] = []
+
+    def set_model(self, role: str, description: Any) -> None:
+        self.models[role] = description
+
+    def record(self, result: ItemResult) -> None:
+        """Remember one item; finished and failed items are persisted at once."""
+        self.results.append(result)
+        if result.status == SKIPPED:
+            return
+        payload = result.as_dict() | {"finished_at": _now(), "profile": self.profile}
+        uri = storage.join(self.run_root, ITEMS_DIR, _item_file(result.item_id))
+        try:
+            storage.write_text(uri, json.dumps(payload, indent=2, default=str))
+        except StorageError as exc:  # the output itself is written; a lost record must not fail it
+            log.warning("could not write item record %s: %s", uri, exc)
+
+    def _stored_items(self) -> dict[str, dict[str, Any]]:
+        items: dict[str, dict[str, Any]] = {}
+        for uri in storage.ls(storage.join(self.run_root, ITEMS_DIR), dirs=False):
+            if not uri.endswith(".json"):
+                continue
+            try:
+                record = json.loads(storage.read_text(uri))
+            except (StorageError, ValueError) as exc:
+                log.warning("ignoring unreadable item record %s: %s", uri, exc)
+                continue
+            if isinstance(record, dict) and "item_id" in record:
+                items[str(record["item_id"])] = record
+        return items
+
+    def build(self, summary: RunSummary | None = None) -> dict[str, Any]:
+        items = self._stored_items()
+        for result in self.results:  # this invocation's view wins over older records
+            if result.status != SKIPPED:
+                items[result.item_id] = result.as_dict() | {"profile": self.profile}
+        counts: dict[str, int] = {}
+        for record in items.values():
+            counts[record["status"]] = counts.get(record["status"], 0) + 1
+        this_run = summary.results if summary is not None else self.results
+        manifest: dict[str, Any] = {
+            "stage": self.stage,
+            "run_id": self.run_id,
+            "run_root": self.run_root,
+            "profile": self.profile,
+            "updated_at": _now(),
+            "command": _redacted_argv(list(sys.argv)),
+            "config": self.config,
+            "models": self.models,
+            "versions": package_versions(),
+            "git_revision": git_revision(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "last_invocation": {
+                "started_at": self.started_at,
+                "finished_at": _now(),
+                "ok": sum(1 for r in this_run if r.status == OK),
+                "skipped": sum(1 for r in this_run if r.status == SKIPPED),
+                "failed": sum(1 for r in this_run if r.status not in (OK, SKIPPED)),
+            },
+            "counts": counts,
+            "items": dict(sorted(items.items())),
+        }
+        if self.profile == "tiny":
+            manifest["profile_note"] = TINY_NOTE
+        return manifest
+
+    def finalize(self, summary: RunSummary | None = None) -> str:
+        """Write ``manifest.json`` (atomically) and return its URI."""
+        uri = storage.join(self.run_root, MANIFEST_NAME)
+        storage.write_text(uri, json.dumps(self.build(summary), indent=2, default=str))
+        return uri

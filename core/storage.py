@@ -1,0 +1,351 @@
+"""One storage API over local paths, ``file://``, ``memory://`` and ``gs://`` (fsspec).
+
+URIs are plain strings everywhere. Local paths stay paths; ``file://`` maps to a local path.
+``gs://`` filesystems are built explicitly with gcsfs (Flyte re-registers fsspec's gs:// handler,
+so we never rely on ``fsspec.filesystem("gs")``). Writes go through ``atomic_path`` /
+``write_bytes``: a temp name then a move (local) or a single-object upload (gs://, memory://), so a
+crash never leaves a half file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from core.config import read_env
+from core.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+REMOTE_SCHEMES = ("gs", "memory")
+_fs_lock = threading.Lock()
+_gcs_fs: Any = None
+
+
+def scheme(uri: str) -> str:
+    """``local`` for paths and ``file://``, else the URI scheme (``gs``, ``memory``)."""
+    if not isinstance(uri, str) or not uri:
+        raise StorageError(f"invalid URI {uri!r}: empty")
+    if "://" not in uri:
+        return "local"
+    proto = uri.split("://", 1)[0].lower()
+    if proto == "file":
+        return "local"
+    if proto == "gcs":
+        return "gs"
+    if proto not in REMOTE_SCHEMES:
+        raise StorageError(f"unsupported URI {uri!r}: scheme {proto}:// (use a path, file://, gs:// or memory://)")
+    return proto
+
+
+def is_local(uri: str) -> bool:
+    return scheme(uri) == "local"
+
+
+def local_path(uri: str) -> str:
+    """The filesystem path of a local URI."""
+    if scheme(uri) != "local":
+        raise StorageError(f"{uri}: not a local path")
+    return uri[len("file://"):] if uri.startswith("file://") else uri
+
+
+def _gcs() -> Any:
+    global _gcs_fs
+    with _fs_lock:
+        if _gcs_fs is None:
+            # Must be set before gcsfs is imported, or each call waits on a gRPC lookup (60 s on the
+            # emulator).
+            os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+            import gcsfs
+
+            emulator = read_env("STORAGE_EMULATOR_HOST")
+            token = read_env("LANEPAINT_GCS_TOKEN") or ("anon" if emulator else None)
+            kwargs: dict[str, Any] = {"token": token, "use_listings_cache": False}
+            project = read_env("GOOGLE_CLOUD_PROJECT")
+            if project:
+                kwargs["project"] = project
+            if emulator:
+                kwargs["endpoint_url"] = emulator if "://" in emulator else f"http://{emulator}"
+            _gcs_fs = gcsfs.GCSFileSystem(**kwargs)
+        return _gcs_fs
+
+
+def reset_filesystems() -> None:
+    """Forget cached filesystem objects (after changing storage environment variables)."""
+    global _gcs_fs
+    with _fs_lock:
+        _gcs_fs = None
+
+
+def filesystem(uri: str) -> tuple[Any, str]:
+    """(fsspec filesystem, path inside it) for a URI."""
+    kind = scheme(uri)
+    if kind == "local":
+        from fsspec.implementations.local import LocalFileSystem
+
+        return LocalFileSystem(), os.path.abspath(local_path(uri))
+    body = uri.split("://", 1)[1]
+    if not body.strip("/"):
+        raise StorageError(f"invalid URI {uri!r}: no bucket")
+    if kind == "gs":
+        return _gcs(), body.strip("/")
+    import fsspec
+
+    return fsspec.filesystem("memory"), "/" + body.strip("/")
+
+
+def _to_uri(kind_uri: str, path: str) -> str:
+    kind = scheme(kind_uri)
+    if kind == "local":
+        return path
+    if kind == "gs":
+        return "gs://" + path.lstrip("/")
+    return "memory://" + path.lstrip("/")
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path parts onto a URI with ``/`` (or the OS separator for local paths)."""
+    clean = [str(p).strip("/") for p in parts if str(p).strip("/")]
+    if is_local(base):
+        return os.path.join(local_path(base), *clean)
+    return "/".join([base.rstrip("/"), *clean])
+
+
+def basename(uri: str) -> str:
+    return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+@contextlib.contextmanager
+def _errors(uri: str, action: str) -> Iterator[None]:
+    try:
+        yield
+    except StorageError:
+        raise
+    except FileNotFoundError:
+        raise StorageError(f"{uri}: not found") from None
+    except PermissionError:
+        raise StorageError(f"{uri}: permission denied while trying to {action}") from None
+    except Exception as exc:  # gcsfs/aiohttp raise many kinds; keep the message to one line
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise StorageError(f"{uri}: cannot {action} ({detail})") from None
+
+
+def exists(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    with _errors(uri, "check existence"):
+        return bool(fs.exists(path))
+
+
+def isdir(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    with _errors(uri, "check existence"):
+        return bool(fs.isdir(path))
+
+
+def size(uri: str) -> int:
+    fs, path = filesystem(uri)
+    with _errors(uri, "read size"):
+        return int(fs.size(path))
+
+
+def ls(uri: str, dirs: bool = True, files: bool = True) -> list[str]:
+    """Sorted URIs directly under ``uri``; empty when it does not exist."""
+    fs, path = filesystem(uri)
+    with _errors(uri, "list"):
+        if not fs.exists(path):
+            return []
+        entries = fs.ls(path, detail=True)
+    out = []
+    for entry in entries:
+        is_dir = entry.get("type") == "directory"
+        name = entry["name"].rstrip("/")
+        if name == path.rstrip("/"):
+            continue
+        if (is_dir and dirs) or (not is_dir and files):
+            out.append(_to_uri(uri, name))
+    return sorted(out)
+
+
+def glob(pattern: str) -> list[str]:
+    """Sorted URIs matching a glob pattern (``*``, ``**``, ``?``)."""
+    fs, path = filesystem(pattern)
+    with _errors(pattern, "glob"):
+        return sorted(_to_uri(pattern, p) for p in fs.glob(path))
+
+
+def walk_files(uri: str) -> list[str]:
+    """Every file under a folder URI, recursively, sorted."""
+    fs, path = filesystem(uri)
+    with _errors(uri, "list"):
+        if not fs.exists(path):
+            return []
+        return sorted(_to_uri(uri, p) for p in fs.find(path))
+
+
+def open(uri: str, mode: str = "rb") -> IO[Any]:  # noqa: A001 - mirrors fsspec
+    """Open for reading. Writers should use ``atomic_path``/``write_bytes`` instead of ``"wb"``."""
+    fs, path = filesystem(uri)
+    with _errors(uri, "open"):
+        return fs.open(path, mode)
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = filesystem(uri)
+    with _errors(uri, "read"):
+        return fs.cat_file(path)
+
+
+def read_text(uri: str, encoding: str = "utf-8") -> str:
+    return read_bytes(uri).decode(encoding)
+
+
+def makedirs(uri: str) -> None:
+    if is_local(uri):
+        with _errors(uri, "create folder"):
+            os.makedirs(local_path(uri), exist_ok=True)
+
+
+def _local_tmp_name(dest: str) -> str:
+    folder, name = os.path.split(os.path.abspath(dest))
+    return os.path.join(folder, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def put_file(local: str | os.PathLike[str], uri: str) -> None:
+    """Copy one local file to ``uri`` atomically (temp + rename, or one object upload)."""
+    src = os.fspath(local)
+    with _errors(uri, "write"):
+        if is_local(uri):
+            dest = os.path.abspath(local_path(uri))
+            if os.path.abspath(src) == dest:
+                return
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            tmp = _local_tmp_name(dest)
+            try:
+                shutil.copyfile(src, tmp)
+                os.replace(tmp, dest)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        else:
+            fs, path = filesystem(uri)
+            fs.put_file(src, path)
+
+
+def put(local: str | os.PathLike[str], uri: str) -> list[str]:
+    """Upload a file or a folder tree to ``uri``; returns the destination URIs of the files."""
+    src = os.fspath(local)
+    if not os.path.exists(src):
+        raise StorageError(f"{src}: not found")
+    if os.path.isfile(src):
+        put_file(src, uri)
+        return [uri]
+    pairs = []
+    for root, _dirs, names in os.walk(src):
+        for name in sorted(names):
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, src).replace(os.sep, "/")
+            pairs.append((full, join(uri, rel)))
+    if is_local(uri) or len(pairs) <= 1:
+        for full, dest in pairs:
+            put_file(full, dest)
+    else:  # one batched call: gcsfs uploads the objects concurrently, each one atomic
+        fs, _ = filesystem(uri)
+        with _errors(uri, "write"):
+            fs.put([p[0] for p in pairs], [filesystem(p[1])[1] for p in pairs])
+    return [dest for _, dest in pairs]
+
+
+def get(uri: str, local: str | os.PathLike[str]) -> str:
+    """Download a file URI to a local path (atomically); returns the local path."""
+    dest = os.fspath(local)
+    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    tmp = _local_tmp_name(dest)
+    fs, path = filesystem(uri)
+    try:
+        with _errors(uri, "download"):
+            if is_local(uri):
+                shutil.copyfile(path, tmp)
+            else:
+                fs.get_file(path, tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write bytes to ``uri`` atomically."""
+    with atomic_path(uri) as tmp:
+        Path(tmp).write_bytes(data)
+
+
+def write_text(uri: str, text: str, encoding: str = "utf-8") -> None:
+    write_bytes(uri, text.encode(encoding))
+
+
+@contextlib.contextmanager
+def atomic_path(uri: str, suffix: str | None = None) -> Iterator[str]:
+    """Yield a local temp file path; on success it is moved or uploaded to ``uri``.
+
+    On an exception nothing appears at ``uri`` and the temp file is removed. ``suffix`` keeps the
+    extension for writers that infer the format from it (default: the URI's own extension).
+    """
+    ext = suffix if suffix is not None else os.path.splitext(basename(uri))[1]
+    if is_local(uri):
+        dest = os.path.abspath(local_path(uri))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        tmp = _local_tmp_name(dest) + ext
+        try:
+            yield tmp
+            with _errors(uri, "write"):
+                os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    else:
+        fd, tmp = tempfile.mkstemp(prefix="lanepaint-", suffix=ext)
+        os.close(fd)
+        try:
+            yield tmp
+            put_file(tmp, uri)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def rm(uri: str, recursive: bool = False) -> None:
+    """Remove a file (or a tree with ``recursive``); a missing target is not an error."""
+    fs, path = filesystem(uri)
+    with _errors(uri, "remove"):
+        if fs.exists(path):
+            fs.rm(path, recursive=recursive)
+
+
+def fetch(uri: str, cache_dir: str | os.PathLike[str]) -> str:
+    """A local path holding the content of ``uri``; remote files are downloaded once per URI.
+
+    The cache key is the URI itself; an entry whose size differs from the remote object is
+    downloaded again.
+    """
+    if is_local(uri):
+        path = local_path(uri)
+        if not os.path.exists(path):
+            raise StorageError(f"{uri}: not found")
+        return path
+    key = hashlib.sha1(uri.encode("utf-8")).hexdigest()[:16]
+    dest = os.path.join(os.fspath(cache_dir), key, basename(uri))
+    remote_size = size(uri)
+    if os.path.exists(dest) and os.path.getsize(dest) == remote_size:
+        log.debug("cache hit %s -> %s", uri, dest)
+        return dest
+    return get(uri, dest)

@@ -1,0 +1,267 @@
+"""Video I/O with PyAV: probe, decode to uint8 RGB arrays (resampled in time), encode H.264.
+
+Frames stay in memory as ``numpy`` arrays ``[T, H, W, 3]`` uint8; nothing goes through temp
+image files. Every failure on a bad file raises ``VideoError`` with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from core.errors import VideoError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+    duration: float  # seconds
+
+
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise VideoError(f"{path}: file not found")
+    if os.path.isdir(path):
+        raise VideoError(f"{path}: is a folder, not a video file")
+    if os.path.getsize(path) == 0:
+        raise VideoError(f"{path}: empty file (0 bytes)")
+
+
+def _open(path: str) -> av.container.InputContainer:
+    _check_file(path)
+    try:
+        container = av.open(path, mode="r")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise VideoError(f"{path}: not a readable video ({_reason(exc)})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path}: no video stream")
+    return container
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())[:160]
+
+
+def _stream_fps(stream: av.video.stream.VideoStream, frames: int, duration: float) -> float:
+    for rate in (stream.average_rate, stream.base_rate, stream.guessed_rate):
+        if rate and float(rate) > 0:
+            return float(rate)
+    if frames > 0 and duration > 0:
+        return frames / duration
+    raise VideoError(f"{stream.container.name}: cannot determine the frame rate")
+
+
+def probe(path: str | os.PathLike[str]) -> VideoInfo:
+    """Frame rate, frame count, size and duration of the first video stream."""
+    path = os.fspath(path)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        duration = 0.0
+        if stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / av.time_base
+        frames = int(stream.frames or 0)
+        fps = _stream_fps(stream, frames, duration)
+        if frames <= 0 and duration > 0:
+            frames = int(round(duration * fps))
+        if frames <= 0:  # no index and no duration: count by decoding
+            frames = sum(1 for _ in container.decode(stream))
+            container.seek(0)
+        if duration <= 0 and fps > 0:
+            duration = frames / fps
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if not width or not height:
+            raise VideoError(f"{path}: video stream has no frame size")
+        return VideoInfo(path, fps, frames, int(width), int(height), duration)
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path}: corrupt video ({_reason(exc)})") from None
+    finally:
+        container.close()
+
+
+def iter_frames(
+    path: str | os.PathLike[str],
+    fps: float | None = 8.0,
+    max_frames: int | None = None,
+    size: tuple[int, int] | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield RGB frames ``[H, W, 3]`` uint8 resampled to ``fps`` (nearest frame in time).
+
+    ``fps=None`` keeps every decoded frame. ``size=(width, height)`` scales while converting.
+    Stops decoding as soon as ``max_frames`` frames were produced.
+    """
+    path = os.fspath(path)
+    container = _open(path)
+    produced = 0
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        src_fps = _stream_fps(stream, int(stream.frames or 0), 0.0)
+        half = 0.5 / src_fps
+        t_first = None
+        index = 0
+        last_rgb, t_last = None, 0.0
+        for frame in container.decode(stream):
+            if max_frames is not None and produced >= max_frames:
+                break
+            if frame.pts is not None and frame.time_base is not None:
+                t = float(frame.pts * frame.time_base)
+            else:
+                t = index / src_fps
+            t_first = t if t_first is None else t_first
+            t -= t_first
+            index += 1
+            repeat = 1
+            if fps is not None:
+                # emit this frame for every target time k/fps within its half-frame window
+                repeat = 0
+                while (produced + repeat) / fps < t + half:
+                    repeat += 1
+                if max_frames is not None:
+                    repeat = min(repeat, max_frames - produced)
+            t_last = t
+            if repeat <= 0:
+                last_rgb = frame  # converted only if the tail below needs it
+                continue
+            rgb = _rgb(frame, size)
+            last_rgb = rgb
+            for _ in range(repeat):
+                yield rgb
+            produced += repeat
+        if fps is not None and last_rgb is not None:
+            # the last frame is shown until t_last + 1/src_fps: cover the targets in that span
+            tail = 0
+            while (produced + tail) / fps < t_last + 1.0 / src_fps - 1e-9:
+                tail += 1
+            if max_frames is not None:
+                tail = min(tail, max_frames - produced)
+            if tail > 0:
+                rgb = last_rgb if isinstance(last_rgb, np.ndarray) else _rgb(last_rgb, size)
+                for _ in range(tail):
+                    yield rgb
+                produced += tail
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path}: corrupt video ({_reason(exc)})") from None
+    finally:
+        container.close()
+    if produced == 0:
+        raise VideoError(f"{path}: no decodable frames")
+
+
+def _rgb(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
+    if size is not None:
+        return frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+    return frame.to_ndarray(format="rgb24")
+
+
+def decode(
+    path: str | os.PathLike[str],
+    fps: float | None = 8.0,
+    max_frames: int | None = None,
+    size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """All frames as one array ``[T, H, W, 3]`` uint8 (see ``iter_frames``)."""
+    frames = list(iter_frames(path, fps=fps, max_frames=max_frames, size=size))
+    return np.stack(frames, axis=0)
+
+
+def decode_at(path: str | os.PathLike[str], indices: Sequence[int]) -> dict[int, np.ndarray]:
+    """Frames at the given 0-based source frame numbers, found by seeking (not full decode).
+
+    Frame numbers past the end are missing from the result; the caller decides what to say.
+    """
+    path = os.fspath(path)
+    info = probe(path)
+    wanted = sorted({int(i) for i in indices if 0 <= int(i) < info.frame_count})
+    out: dict[int, np.ndarray] = {}
+    if not wanted:
+        return out
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        tb = stream.time_base
+        start = stream.start_time or 0
+        for target in wanted:
+            target_pts = start + int(round(target / info.fps / tb)) if tb else 0
+            container.seek(target_pts, stream=stream, backward=True, any_frame=False)
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                number = int(round(float((frame.pts - start) * tb) * info.fps))
+                if number >= target:
+                    out[target] = frame.to_ndarray(format="rgb24")
+                    break
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path}: corrupt video ({_reason(exc)})") from None
+    finally:
+        container.close()
+    return out
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    h, w = frame.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return frame
+    return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def encode(
+    frames: np.ndarray | Iterable[np.ndarray],
+    path: str | os.PathLike[str],
+    fps: float,
+    crf: int = 18,
+    preset: str = "medium",
+) -> str:
+    """Write RGB uint8 frames as H.264 yuv420p mp4 (odd sizes are padded by one edge pixel).
+
+    ``path`` is written in place: wrap it in ``storage.atomic_path`` for a final output.
+    """
+    path = os.fspath(path)
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    rate = Fraction(fps).limit_denominator(1001)
+    container = av.open(path, mode="w")
+    stream = None
+    count = 0
+    try:
+        for frame in frames:
+            frame = np.asarray(frame)
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+                raise ValueError(f"frames must be uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
+            frame = _even(frame)
+            if stream is None:
+                stream = container.add_stream("libx264", rate=rate)
+                stream.width, stream.height = frame.shape[1], frame.shape[0]
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": str(crf), "preset": preset}
+            elif frame.shape[:2] != (stream.height, stream.width):
+                raise ValueError(f"frame {count} has size {frame.shape[1]}x{frame.shape[0]}, "
+                                 f"expected {stream.width}x{stream.height}")
+            video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            for packet in stream.encode(video_frame):
+                container.mux(packet)
+            count += 1
+        if stream is None:
+            raise ValueError("no frames to encode")
+        for packet in stream.encode():
+            container.mux(packet)
+    finally:
+        container.close()
+    log.debug("encoded %d frames at %.3g fps to %s", count, fps, path)
+    return path

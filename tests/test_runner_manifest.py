@@ -1,0 +1,93 @@
+import json
+
+import pytest
+
+from core import storage
+from core.errors import LanepaintError
+from core.manifest import TINY_NOTE, RunManifest
+from core.runner import FAILED, OK, SKIPPED, ItemRunner, RunSummary
+
+
+def _fn(item, timings):
+    with timings.phase("work"):
+        if item == "bad":
+            raise LanepaintError("bad: zero-byte file")
+        if item == "boom":
+            raise ZeroDivisionError("division by zero")
+    return {"frames": len(item)}
+
+
+def test_failures_are_recorded_and_the_run_goes_on():
+    runner = ItemRunner(stage="segment", item_id=str)
+    summary = runner.run(["a", "bad", "boom", "ccc"], _fn)
+    assert [r.status for r in summary.results] == [OK, FAILED, FAILED, OK]
+    assert summary.results[1].error == "bad: zero-byte file"
+    assert summary.results[2].error == "ZeroDivisionError: division by zero"
+    assert summary.results[3].details == {"frames": 3}
+    assert "work" in summary.results[0].timings
+    assert summary.exit_code == 1
+    lines = summary.lines()
+    assert lines[0] == "segment: 4 item(s): 2 ok, 0 skipped (already done), 2 failed"
+    assert "  FAILED bad: bad: zero-byte file" in lines
+
+
+def test_done_items_are_skipped_unless_overwrite():
+    calls = []
+    runner = ItemRunner(stage="s", item_id=str, is_done=lambda item: item == "done")
+    summary = runner.run(["done", "new"], lambda item, t: calls.append(item))
+    assert [r.status for r in summary.results] == [SKIPPED, OK] and calls == ["new"]
+    assert summary.exit_code == 0
+    calls.clear()
+    ItemRunner(stage="s", item_id=str, is_done=lambda item: True, overwrite=True).run(["done"], lambda i, t: calls.append(i))
+    assert calls == ["done"]
+
+
+def test_keyboard_interrupt_stops_the_run():
+    def fn(item, timings):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ItemRunner(stage="s", item_id=str).run(["a"], fn)
+
+
+def test_pre_run_failure_counts():
+    summary = RunSummary("segment")
+    summary.add_failure("chunks://b/x", "no .mp4 videos found")
+    assert summary.exit_code == 1 and summary.count(FAILED) == 1
+
+
+def test_manifest_records_items_and_merges_previous_runs(storage_root):
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Cfg:
+        fps: float = 8.0
+        hf_token: str | None = "secret-value"
+
+    run_root = storage.join(storage_root, "sam2", "r1")
+    m1 = RunManifest("segment", run_root, "r1", Cfg(), profile="tiny", models={"sam2": "tiny random"})
+    runner = ItemRunner(stage="segment", item_id=str, on_result=m1.record)
+    s1 = runner.run(["a", "bad"], _fn)
+    uri = m1.finalize(s1)
+    doc = json.loads(storage.read_text(uri))
+    assert doc["stage"] == "segment" and doc["run_id"] == "r1" and doc["profile"] == "tiny"
+    assert doc["profile_note"] == TINY_NOTE
+    assert doc["config"] == {"fps": 8.0, "hf_token": "<redacted>"}
+    assert "secret-value" not in storage.read_text(uri)
+    assert doc["items"]["a"]["status"] == "ok" and doc["items"]["bad"]["status"] == "failed"
+    assert doc["counts"] == {"ok": 1, "failed": 1}
+    assert "numpy" in doc["versions"] and doc["models"] == {"sam2": "tiny random"}
+
+    # a second invocation (another shard, or a rerun after a crash) adds its items
+    m2 = RunManifest("segment", run_root, "r1", Cfg(), profile="tiny")
+    runner2 = ItemRunner(stage="segment", item_id=str, is_done=lambda i: i == "a", on_result=m2.record)
+    s2 = runner2.run(["a", "bad2", "c"], lambda item, t: None)
+    doc2 = json.loads(storage.read_text(m2.finalize(s2)))
+    assert set(doc2["items"]) == {"a", "bad", "bad2", "c"}
+    assert doc2["items"]["a"]["status"] == "ok"            # kept from the first run, not "skipped"
+    assert doc2["last_invocation"]["skipped"] == 1 and doc2["last_invocation"]["ok"] == 2
+
+
+def test_manifest_full_profile_has_no_tiny_note(tmp_path):
+    doc = RunManifest("edit", str(tmp_path), "r", None, profile="full").build()
+    assert "profile_note" not in doc

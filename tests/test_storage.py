@@ -1,0 +1,137 @@
+"""The same storage assertions on local disk, memory:// and gs:// (GCS emulator)."""
+
+import os
+
+import pytest
+
+from core import storage
+from core.errors import StorageError
+
+
+def test_write_read_exists_ls(storage_root):
+    uri = storage.join(storage_root, "a", "b.txt")
+    assert not storage.exists(uri)
+    storage.write_text(uri, "hello")
+    assert storage.exists(uri)
+    assert storage.read_text(uri) == "hello"
+    assert storage.size(uri) == 5
+    assert [storage.basename(u) for u in storage.ls(storage.join(storage_root, "a"))] == ["b.txt"]
+    with storage.open(uri, "rb") as fh:
+        assert fh.read() == b"hello"
+
+
+def test_ls_separates_files_and_folders(storage_root):
+    storage.write_text(storage.join(storage_root, "d", "f1.txt"), "1")
+    storage.write_text(storage.join(storage_root, "d", "sub", "f2.txt"), "2")
+    folder = storage.join(storage_root, "d")
+    assert [storage.basename(u) for u in storage.ls(folder, dirs=False)] == ["f1.txt"]
+    assert [storage.basename(u) for u in storage.ls(folder, files=False)] == ["sub"]
+    assert storage.isdir(storage.join(storage_root, "d", "sub"))
+    assert storage.ls(storage.join(storage_root, "missing")) == []
+
+
+def test_glob_and_walk(storage_root):
+    for name in ("x1.mp4", "x2.mp4", "y.txt"):
+        storage.write_text(storage.join(storage_root, "g", name), name)
+    storage.write_text(storage.join(storage_root, "g", "deep", "z.mp4"), "z")
+    found = storage.glob(storage.join(storage_root, "g", "*.mp4"))
+    assert [storage.basename(u) for u in found] == ["x1.mp4", "x2.mp4"]
+    walked = storage.walk_files(storage.join(storage_root, "g"))
+    assert sorted(storage.basename(u) for u in walked) == ["x1.mp4", "x2.mp4", "y.txt", "z.mp4"]
+
+
+def test_put_and_get_file_and_tree(storage_root, tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "one.bin").write_bytes(b"\x00\x01")
+    (src / "sub" / "two.txt").write_text("two")
+    dests = storage.put(str(src), storage.join(storage_root, "tree"))
+    assert sorted(storage.basename(u) for u in dests) == ["one.bin", "two.txt"]
+    assert storage.read_bytes(storage.join(storage_root, "tree", "sub", "two.txt")) == b"two"
+    local = storage.get(storage.join(storage_root, "tree", "one.bin"), tmp_path / "back" / "one.bin")
+    assert open(local, "rb").read() == b"\x00\x01"
+
+
+def test_atomic_path_commits_only_on_success(storage_root):
+    uri = storage.join(storage_root, "out", "result.json")
+    with pytest.raises(RuntimeError):
+        with storage.atomic_path(uri) as tmp:
+            assert tmp.endswith(".json")
+            with open(tmp, "w") as fh:
+                fh.write("half")
+            raise RuntimeError("crash mid-write")
+    assert not storage.exists(uri)
+    with storage.atomic_path(uri) as tmp:
+        with open(tmp, "w") as fh:
+            fh.write("{}")
+    assert storage.read_text(uri) == "{}"
+    leftovers = [u for u in storage.walk_files(storage.join(storage_root, "out")) if ".tmp-" in u]
+    assert leftovers == []
+
+
+def test_atomic_overwrite_replaces_whole_file(storage_root):
+    uri = storage.join(storage_root, "f.txt")
+    storage.write_text(uri, "first version, longer")
+    storage.write_text(uri, "second")
+    assert storage.read_text(uri) == "second"
+
+
+def test_rm(storage_root):
+    uri = storage.join(storage_root, "r", "x.txt")
+    storage.write_text(uri, "x")
+    storage.rm(storage.join(storage_root, "r"), recursive=True)
+    assert not storage.exists(uri)
+    storage.rm(uri)  # missing is fine
+
+
+def test_fetch_caches_remote_by_uri(storage_root, tmp_path):
+    uri = storage.join(storage_root, "v", "clip.mp4")
+    storage.write_bytes(uri, b"video-bytes")
+    first = storage.fetch(uri, tmp_path / "cache")
+    assert open(first, "rb").read() == b"video-bytes"
+    second = storage.fetch(uri, tmp_path / "cache")
+    assert first == second
+    if not storage.is_local(uri):
+        assert first.startswith(str(tmp_path / "cache"))
+        assert os.path.getmtime(first) == os.path.getmtime(second)  # not downloaded twice
+
+
+def test_missing_read_is_one_line_storage_error(storage_root):
+    uri = storage.join(storage_root, "nope.txt")
+    with pytest.raises(StorageError) as info:
+        storage.read_text(uri)
+    assert str(info.value) == f"{uri}: not found"
+    with pytest.raises(StorageError, match="not found"):
+        storage.fetch(uri, "/tmp/unused-cache")
+
+
+@pytest.mark.parametrize("bad", ["", "s3://bucket/x", "http://example.com/v.mp4", "gs://", "memory://"])
+def test_bad_uris_rejected(bad):
+    with pytest.raises(StorageError):
+        storage.exists(bad)
+
+
+def test_scheme_and_join():
+    assert storage.scheme("/a/b") == "local"
+    assert storage.scheme("file:///a/b") == "local"
+    assert storage.local_path("file:///a/b") == "/a/b"
+    assert storage.scheme("gs://b/x") == "gs"
+    assert storage.join("gs://b/root/", "x", "/y/") == "gs://b/root/x/y"
+    assert storage.join("rel/dir", "x") == os.path.join("rel/dir", "x")
+
+
+def test_unreachable_gcs_is_a_one_line_error(monkeypatch):
+    from core.errors import StorageError
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")  # discard port: refused
+    storage.reset_filesystems()
+    import gcsfs.retry
+
+    monkeypatch.setattr(gcsfs.retry, "is_retriable", lambda exc: False)
+    try:
+        with pytest.raises(StorageError) as info:
+            storage.read_bytes("gs://some-bucket/x.mp4")
+        assert "gs://some-bucket/x.mp4" in str(info.value)
+        assert "\n" not in str(info.value)
+    finally:
+        storage.reset_filesystems()

@@ -1,0 +1,123 @@
+import os
+
+import av
+import numpy as np
+import pytest
+
+from core import videoio
+from core.errors import VideoError
+
+
+def _ramp_frames(n: int, w: int = 64, h: int = 48) -> np.ndarray:
+    """Frame k is a flat grey of value 8*k (distinguishable after lossy coding)."""
+    return np.stack([np.full((h, w, 3), min(8 * k, 255), np.uint8) for k in range(n)])
+
+
+@pytest.fixture
+def clip10(tmp_path):
+    path = str(tmp_path / "clip10.mp4")
+    videoio.encode(_ramp_frames(30), path, fps=10, crf=0, preset="ultrafast")
+    return path
+
+
+def test_probe(clip10):
+    info = videoio.probe(clip10)
+    assert (info.fps, info.frame_count, info.width, info.height) == (10.0, 30, 64, 48)
+    assert info.duration == pytest.approx(3.0, abs=0.05)
+
+
+def test_decode_native_rate_keeps_all_frames(clip10):
+    frames = videoio.decode(clip10, fps=None)
+    assert frames.shape == (30, 48, 64, 3) and frames.dtype == np.uint8
+    assert np.abs(frames[:, 0, 0, 0].astype(int) - 8 * np.arange(30)).max() <= 2
+
+
+def test_decode_resamples_to_8fps_by_nearest_time(clip10):
+    frames = videoio.decode(clip10, fps=8)
+    assert frames.shape[0] == 24  # 3 s at 8 fps
+    expected_src = np.round(np.arange(24) / 8 * 10).astype(int)  # nearest source frame in time
+    got_src = np.round(frames[:, 0, 0, 0] / 8.0).astype(int)
+    assert np.abs(got_src - expected_src).max() <= 1
+    assert got_src[0] == 0 and np.all(np.diff(got_src) >= 0)
+
+
+def test_decode_upsampling_repeats_frames(tmp_path):
+    path = str(tmp_path / "slow.mp4")
+    videoio.encode(_ramp_frames(8), path, fps=4, crf=0, preset="ultrafast")
+    frames = videoio.decode(path, fps=8)
+    assert frames.shape[0] == 16
+
+
+def test_decode_max_frames_and_size(clip10):
+    frames = videoio.decode(clip10, fps=8, max_frames=5, size=(32, 24))
+    assert frames.shape == (5, 24, 32, 3)
+
+
+def test_decode_at_seeks_to_frame_numbers(clip10):
+    got = videoio.decode_at(clip10, [0, 17, 29, 30, 100])
+    assert sorted(got) == [0, 17, 29]  # past the end: absent
+    for k, frame in got.items():
+        assert abs(int(frame[0, 0, 0]) - 8 * k) <= 2
+
+
+def test_encode_roundtrip_odd_size_is_padded(tmp_path):
+    path = str(tmp_path / "odd.mp4")
+    frames = np.random.default_rng(0).integers(0, 255, (3, 33, 41, 3), dtype=np.uint8)
+    videoio.encode(frames, path, fps=8)
+    info = videoio.probe(path)
+    assert (info.width, info.height, info.frame_count) == (42, 34, 3)
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert stream.codec_context.pix_fmt == "yuv420p"
+
+
+def test_encode_rejects_bad_frames(tmp_path):
+    with pytest.raises(ValueError, match="uint8"):
+        videoio.encode(np.zeros((2, 8, 8, 3), np.float32), str(tmp_path / "x.mp4"), fps=8)
+    with pytest.raises(ValueError, match="no frames"):
+        videoio.encode([], str(tmp_path / "y.mp4"), fps=8)
+
+
+def _audio_only(path: str) -> None:
+    with av.open(path, "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.mark.parametrize("fn", [videoio.probe, videoio.decode])
+@pytest.mark.parametrize(
+    "kind, reason",
+    [("missing", "file not found"), ("empty", "empty file (0 bytes)"), ("garbage", "not a readable video"),
+     ("audio", "no video stream"), ("truncated", "")],
+)
+def test_bad_files_raise_one_line_errors_naming_the_file(tmp_path, clip10, fn, kind, reason):
+    path = str(tmp_path / f"{kind}.mp4")
+    if kind == "empty":
+        open(path, "wb").close()
+    elif kind == "garbage":
+        with open(path, "wb") as fh:
+            fh.write(os.urandom(4096))
+    elif kind == "audio":
+        _audio_only(path)
+    elif kind == "truncated":
+        data = open(clip10, "rb").read()
+        with open(path, "wb") as fh:
+            fh.write(data[: len(data) // 3])
+    if kind == "truncated":
+        # a cut file may still probe or decode partly; whatever happens is a VideoError or frames
+        try:
+            fn(path)
+        except VideoError as exc:
+            assert str(exc).startswith(path) and "\n" not in str(exc)
+        return
+    with pytest.raises(VideoError) as info:
+        fn(path)
+    assert str(info.value).startswith(path)
+    assert reason in str(info.value)
+    assert "\n" not in str(info.value)

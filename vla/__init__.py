@@ -1,0 +1,1 @@
+"""Placeholder package; the stage lands in its own issue."""
