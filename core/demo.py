@@ -2,6 +2,7 @@
 
 Runs on CPU in about a minute and leaves everything under ``--output-root`` (default
 ``outputs/``): the input clip and its ground truth, then each stage's outputs and manifest.
+Each stage has one step function below; a step returns a one-line result for the final table.
 """
 
 from __future__ import annotations
@@ -10,22 +11,27 @@ import argparse
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from core.errors import UsageError
 from core.ids import new_run_id, validate_id
 from core.synth import LaneSpec, SceneSpec, write_clip
 
 log = logging.getLogger(__name__)
 
 DEMO_LANES = ("single white dashed",)
+DEMO_INSTRUCTIONS = "lane double yellow solid||lane single white dashed"
 
 
 @dataclass
 class DemoState:
     output_root: str
     run_id: str
+    seconds: float
+    size: tuple[int, int]
     inputs: list[str] = field(default_factory=list)
-    steps: list[tuple[str, float, str]] = field(default_factory=list)   # (step, seconds, result)
+    results: dict[str, object] = field(default_factory=dict)   # stage name -> its StageResult
     exit_code: int = 0
 
 
@@ -37,30 +43,62 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="320x192", help="frame size WxH of the synthetic clip")
 
 
-def _synthesise(state: DemoState, seconds: float, size: str) -> None:
+def _parse_size(text: str) -> tuple[int, int]:
     try:
-        width, height = (int(v) for v in size.lower().split("x"))
+        width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        from core.errors import UsageError
+        raise UsageError(f"--size {text!r}: expected WxH, e.g. 320x192") from None
+    return width, height
 
-        raise UsageError(f"--size {size!r}: expected WxH, e.g. 320x192") from None
+
+# ---- step 0: synthetic input --------------------------------------------------------------------
+def _synthesise(state: DemoState) -> str:
     folder = os.path.join("outputs" if "://" in state.output_root else state.output_root,
                           "demo_inputs", state.run_id)
     for seed, lanes in enumerate(DEMO_LANES):
-        spec = SceneSpec(width=width, height=height, fps=10.0, seconds=seconds,
+        spec = SceneSpec(width=state.size[0], height=state.size[1], fps=10.0, seconds=state.seconds,
                          lanes=LaneSpec.parse(lanes), seed=seed)
         clip = write_clip(spec, folder)
         state.inputs.append(clip.video_path)
+    return ", ".join(state.inputs)
+
+
+# ---- step 1: segmentation (issue 3) -------------------------------------------------------------
+def _segment(state: DemoState) -> str:
+    return "not available yet"
+
+
+# ---- step 2: editing (issues 4 and 5) -----------------------------------------------------------
+def _edit(state: DemoState) -> str:
+    return "not available yet"
+
+
+# ---- step 3: driving-VLA evaluation (issue 6) ---------------------------------------------------
+def _evaluate(state: DemoState) -> str:
+    return "not available yet"
+
+
+STEPS: tuple[tuple[str, Callable[[DemoState], str]], ...] = (
+    ("synthesise input clip", _synthesise),
+    ("1 segment (SAM2)", _segment),
+    ("2 edit (FluxFill+VideoPainter)", _edit),
+    ("3 evaluate (driving model)", _evaluate),
+)
 
 
 def run(args: argparse.Namespace) -> int:
     run_id = validate_id(args.run_id or new_run_id(), "run id")
-    state = DemoState(output_root=args.output_root, run_id=run_id)
+    state = DemoState(output_root=args.output_root, run_id=run_id, seconds=args.seconds,
+                      size=_parse_size(args.size))
     log.info("demo run %s: tiny profile (random weights) on CPU; outputs under %s", run_id, args.output_root)
     start = time.perf_counter()
-    _synthesise(state, args.seconds, args.size)
-    state.steps.append(("synthesise input clip", time.perf_counter() - start, ", ".join(state.inputs)))
-    print(f"\nlanepaint demo {run_id}: done in {time.perf_counter() - start:.1f}s")
-    for step, seconds, result in state.steps:
-        print(f"  {step:<28} {seconds:6.1f}s  {result}")
+    rows = []
+    for name, step in STEPS:
+        t0 = time.perf_counter()
+        outcome = step(state)
+        rows.append((name, time.perf_counter() - t0, outcome))
+    print(f"\nlanepaint demo {run_id}: done in {time.perf_counter() - start:.1f}s "
+          f"(tiny profile: random weights, the pixels are meaningless)")
+    for name, seconds, outcome in rows:
+        print(f"  {name:<32} {seconds:6.1f}s  {outcome}")
     return state.exit_code

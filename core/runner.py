@@ -147,3 +147,47 @@ class ItemRunner(Generic[T]):
         else:
             log.error("%s: FAILED %s", prefix, result.error)
         return result
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What a stage function returns: plain data (URIs, ids, counts), never model objects.
+
+    JSON-serialisable with ``dataclasses.asdict``, so Flyte tasks and the CLI can pass it on.
+    """
+
+    stage: str
+    run_id: str
+    output_root: str
+    run_uri: str                      # the stage's run root, e.g. <root>/sam2/<run_id>
+    manifest_uri: str
+    ok: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    failed: tuple[tuple[str, str], ...] = ()   # (item id, one-line reason)
+    next_command: str = ""
+    extra: tuple[tuple[str, str], ...] = ()    # stage-specific URIs, e.g. ("vp_data_uri", ...)
+
+    @classmethod
+    def from_summary(cls, summary: RunSummary, run_id: str, output_root: str, run_uri: str,
+                     manifest_uri: str, next_command: str = "", **extra: str) -> StageResult:
+        return cls(
+            stage=summary.stage, run_id=run_id, output_root=output_root, run_uri=run_uri,
+            manifest_uri=manifest_uri,
+            ok=tuple(r.item_id for r in summary.results if r.status == OK),
+            skipped=tuple(r.item_id for r in summary.results if r.status == SKIPPED),
+            failed=tuple((r.item_id, r.error or "") for r in summary.results if r.status == FAILED),
+            next_command=next_command, extra=tuple(sorted(extra.items())),
+        )
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def get(self, key: str, default: str = "") -> str:
+        return dict(self.extra).get(key, default)
+
+    def lines(self) -> list[str]:
+        out = [f"{self.stage} {self.run_id}: {len(self.ok)} ok, {len(self.skipped)} skipped (already done), "
+               f"{len(self.failed)} failed -> {self.run_uri}"]
+        out += [f"  FAILED {item}: {reason}" for item, reason in self.failed]
+        return out

@@ -27,6 +27,7 @@ from core.errors import StorageError
 log = logging.getLogger(__name__)
 
 REMOTE_SCHEMES = ("gs", "memory")
+DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "lanepaint")
 _fs_lock = threading.Lock()
 _gcs_fs: Any = None
 

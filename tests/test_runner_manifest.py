@@ -91,3 +91,25 @@ def test_manifest_records_items_and_merges_previous_runs(storage_root):
 def test_manifest_full_profile_has_no_tiny_note(tmp_path):
     doc = RunManifest("edit", str(tmp_path), "r", None, profile="full").build()
     assert "profile_note" not in doc
+
+
+def test_stage_result_from_summary_and_report():
+    import dataclasses
+    import io
+    import json
+
+    from core.runner import StageResult
+    from core.stage_cli import report
+
+    summary = ItemRunner(stage="segment", item_id=str, is_done=lambda i: i == "old").run(["old", "a", "bad"], _fn)
+    result = StageResult.from_summary(summary, "r1", "/out", "/out/sam2/r1", "/out/sam2/r1/manifest.json",
+                                      next_command="lanepaint edit --data-run-id r1", vp_data_uri="/out/vp")
+    assert (result.ok, result.skipped) == (("a",), ("old",))
+    assert result.failed == (("bad", "bad: zero-byte file"),)
+    assert result.exit_code == 1 and result.get("vp_data_uri") == "/out/vp"
+    json.dumps(dataclasses.asdict(result))  # plain data only
+    out = io.StringIO()
+    assert report(result, out) == 1
+    text = out.getvalue()
+    assert "segment r1: 1 ok, 1 skipped (already done), 1 failed" in text
+    assert "FAILED bad: bad: zero-byte file" in text and "next: lanepaint edit --data-run-id r1" in text
