@@ -55,6 +55,7 @@ ENV_TABLE: tuple[EnvVar, ...] = (
     _v("VP_NUM_INFERENCE_STEPS", "edit", "num_inference_steps", "video diffusion steps"),
     _v("VP_GUIDANCE_SCALE", "edit", "guidance_scale", "video classifier-free guidance"),
     _v("VP_SEED", "edit", "seed", "generation seed"),
+    # stage 2 quality: VLM judge and metrics
     # stage 3: driving VLA
     _v("ALPAMAYO_NUM_TRAJ_SAMPLES", "evaluate", "num_traj_samples", "trajectory samples per inference"),
     # storage
