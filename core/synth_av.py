@@ -201,7 +201,7 @@ def _camera_frames(front: list[np.ndarray], camera: str, spec: AVDatasetSpec) ->
         return front
     h, w = front[0].shape[:2]
     if "tele" in camera and "rear" not in camera:
-        frac = math.tan(math.radians(camera_fov_deg(camera)) / 2) / math.tan(math.radians(SceneSpec.hfov_deg) / 2)
+        frac = math.tan(math.radians(camera_fov_deg(camera)) / 2) / math.tan(math.radians(camera_fov_deg(FRONT_CAMERA)) / 2)
         cw, ch = max(8, int(w * frac)), max(8, int(h * frac))
         box = (slice((h - ch) // 2, (h + ch) // 2), slice((w - cw) // 2, (w + cw) // 2))
     elif "cross_left" in camera:
@@ -291,7 +291,8 @@ def write_av_dataset(spec: AVDatasetSpec, cache_dir: str, inputs_dir: str) -> AV
         curve = spec.curves[k % len(spec.curves)]
         lanes = LaneSpec.parse(spec.lanes[k % len(spec.lanes)])
         base = SceneSpec(width=spec.width, height=spec.height, fps=spec.fps, seconds=spec.duration_s,
-                         lanes=lanes, seed=seed, speed_mps=spec.speed_mps, curve=curve)
+                         lanes=lanes, seed=seed, speed_mps=spec.speed_mps, curve=curve,
+                         hfov_deg=camera_fov_deg(FRONT_CAMERA))
         ego = EgoArc(spec.speed_mps, -2.0 * curve)
         input_video = os.path.join(inputs_dir, f"{clip_id}.{FRONT_CAMERA}.mp4")
         front = [frame for frame, _ in iter_scene(base)]

@@ -14,6 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from core import storage
 from core.device import memory_snapshot
 from core.errors import LanepaintError, StorageError, one_line
@@ -82,6 +84,9 @@ def _run(ctx: EvalContext, video: EditedVideo, uris: dict[str, str], timings: Ti
     with timings.phase("inference"):
         original = ctx.model.predict(model_input(sample.frames))
         edited_pred = ctx.model.predict(model_input(swapped))
+    for name, pred in (("original", original), ("edited", edited_pred)):
+        if not np.isfinite(pred.xyz).all():
+            raise LanepaintError(f"{video.file_name}: the model returned a non-finite trajectory ({name} run)")
     memory = memory_snapshot(ctx.model.device) | edited_pred.memory
     ade, ade_original = min_ade(edited_pred.xyz, sample.ego_future_xyz), min_ade(original.xyz, sample.ego_future_xyz)
     vis = visdata.VisData(

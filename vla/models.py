@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 HORIZON = 64
 ALPAMAYO_INSTALL_HINT = ("pip install 'alpamayo_r1 @ git+https://github.com/NVlabs/alpamayo' "
-                         "(Python 3.12, torch 2.8, flash-attn: the VLA image has it; see vla/Dockerfile)")
+                         "(Python 3.12, torch 2.8, flash-attn; it belongs in the VLA stage image)")
 
 
 @dataclass(frozen=True)
