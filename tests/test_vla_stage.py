@@ -174,6 +174,13 @@ def test_resume_skips_complete_videos_and_redoes_incomplete_ones(av, tmp_path):
     assert second.ok == (f"{FOLDER}/{_video_id(av.clips[1])}",) and storage.exists(npz)
     summary = json.loads(storage.read_text(layout.alpamayo_summary("r3")))
     assert summary["counts"]["skipped_already_done"] == 1 and summary["counts"]["succeeded"] == 2
+    # a rerun on one clip still reports the whole run
+    from dataclasses import replace
+
+    third = run_evaluate(replace(cfg, video_name=av.clips[0].clip_id))
+    assert third.skipped == second.skipped and not third.ok
+    summary = json.loads(storage.read_text(layout.alpamayo_summary("r3")))
+    assert summary["counts"]["succeeded"] == 2 and summary["counts"]["from_earlier_invocations"] == 1
 
 
 def test_cli_evaluate_and_usage_errors(av, tmp_path, capsys):

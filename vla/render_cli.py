@@ -1,8 +1,15 @@
-"""``lanepaint render``: overlay and comparison videos from one ``*_vis_data.npz`` or every one under a folder."""
+"""``lanepaint render``: overlay and comparison videos from one ``*_vis_data.npz`` or every one under a
+folder: ``<stem>_overlay.mp4`` and ``<stem>_comparison.mp4`` next to each file, or in ``--out``.
+A file that fails is reported on one line and the others go on."""
 
 from __future__ import annotations
 
 import argparse
+
+from core import storage
+from core.errors import StorageError, UsageError
+from core.runner import ItemRunner, RunSummary, Timings
+from vla.config import RenderConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,8 +22,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core.config import build_config
-    from vla.config import RenderConfig
-    from vla.render_files import render_all
 
     cfg = build_config(RenderConfig, "render", {"source": args.source, "out_dir": args.out_dir,
                                                 "fps": args.fps, "overwrite": args.overwrite})
@@ -24,3 +29,53 @@ def run(args: argparse.Namespace) -> int:
     for line in summary.lines():
         print(line)
     return summary.exit_code
+
+
+NPZ_SUFFIX = "_vis_data.npz"
+
+
+def find_vis_files(source: str) -> list[str]:
+    try:
+        if source.endswith(".npz"):
+            if not storage.exists(source):
+                raise UsageError(f"{source}: not found")
+            return [source]
+        if not storage.isdir(source):
+            raise UsageError(f"{source}: not found (expected a {NPZ_SUFFIX} file or a folder)")
+        files = [u for u in storage.walk_files(source) if u.endswith(NPZ_SUFFIX)]
+    except StorageError as exc:
+        raise UsageError(str(exc)) from None
+    if not files:
+        raise UsageError(f"{source}: no *{NPZ_SUFFIX} files found")
+    return files
+
+
+def video_uris(npz_uri: str, out_dir: str | None) -> tuple[str, str]:
+    name = storage.basename(npz_uri)
+    stem = name[: -len(NPZ_SUFFIX)] if name.endswith(NPZ_SUFFIX) else name.rsplit(".", 1)[0]
+    if out_dir:
+        return storage.join(out_dir, f"{stem}_overlay.mp4"), storage.join(out_dir, f"{stem}_comparison.mp4")
+    base = npz_uri[: -len(name)]
+    return base + f"{stem}_overlay.mp4", base + f"{stem}_comparison.mp4"
+
+
+def render_all(cfg: RenderConfig) -> RunSummary:
+    """Render every file; one that fails is recorded and the others go on."""
+    from vla import visdata
+    from vla.render import write_videos
+
+    files = find_vis_files(cfg.source)
+
+    def done(uri: str) -> bool:
+        return all(storage.exists(u) for u in video_uris(uri, cfg.out_dir))
+
+    def render_one(uri: str, timings: Timings) -> dict[str, str]:
+        with timings.phase("load"):
+            vis = visdata.load(uri)
+        overlay, comparison = video_uris(uri, cfg.out_dir)
+        with timings.phase("render"):
+            write_videos(vis, overlay, comparison, cfg.fps)
+        return {"overlay": overlay, "comparison": comparison}
+
+    runner = ItemRunner("render", item_id=storage.basename, is_done=done, overwrite=cfg.overwrite)
+    return runner.run(files, render_one)

@@ -1,7 +1,7 @@
 """The run report: ``<run_id>_report.txt``, ``inference_summary.json`` and a PNG of the minADE deltas.
 
-Rows cover every edited clip this invocation selected: finished now or earlier (read back from
-their ``_inference.json``) and failed (with the one-line reason). Per instruction folder, the paired
+Rows cover every video of the run: each ``_inference.json`` under ``alpamayo/<run_id>`` (finished
+or failed, now or in an earlier invocation) and this invocation's failures that left no record. Per instruction folder, the paired
 change ``delta = edited minADE - original minADE`` gets mean, median, a seeded bootstrap 95%
 interval and a sign-flip permutation p-value (``vla.metrics``).
 """
@@ -25,22 +25,37 @@ from vla.metrics import paired_delta_stats
 log = logging.getLogger(__name__)
 
 
-def collect_rows(summary: RunSummary, inference_uris: dict[str, str | None]) -> list[dict[str, Any]]:
-    """One row per item of ``summary``; ``inference_uris`` maps item id -> its ``_inference.json``."""
-    rows = []
-    for result in summary.results:
-        row: dict[str, Any] = {"item": result.item_id, "status": result.status}
-        uri = inference_uris.get(result.item_id)
-        if result.status == FAILED or uri is None:
+INFERENCE_SUFFIX = "_inference.json"
+
+
+def _item_of(uri: str) -> str:
+    parts = uri.replace("\\", "/").rstrip("/").split("/")
+    return f"{parts[-3]}/{parts[-2]}"     # <instruction_folder>/<video_id>/<video_id>_inference.json
+
+
+def collect_rows(run_root: str, summary: RunSummary | None = None) -> list[dict[str, Any]]:
+    """Every video of the run, sorted: each ``_inference.json`` under ``run_root`` (with this
+    invocation's status when it touched the video, else ``earlier``), plus this invocation's
+    failures that left no record (a name that does not parse)."""
+    touched = {r.item_id: r for r in summary.results} if summary is not None else {}
+    rows: dict[str, dict[str, Any]] = {}
+    for uri in storage.walk_files(run_root):
+        if not uri.endswith(INFERENCE_SUFFIX):
+            continue
+        item = _item_of(uri)
+        try:
+            record = json.loads(storage.read_text(uri))
+        except (StorageError, ValueError) as exc:
+            record = {"success": False, "error": f"unreadable {storage.basename(uri)}: {exc}"}
+        result = touched.get(item)
+        row = {**record, "item": item, "status": result.status if result is not None else "earlier"}
+        if result is not None and result.status == FAILED:
             row.update(success=False, error=result.error or "failed")
-        else:
-            try:
-                record = json.loads(storage.read_text(uri))
-            except (StorageError, ValueError) as exc:
-                record = {"success": False, "error": f"unreadable {storage.basename(uri)}: {exc}"}
-            row.update(record)
-        rows.append(row)
-    return rows
+        rows[item] = row
+    for item, result in touched.items():
+        if result.status == FAILED and item not in rows:
+            rows[item] = {"item": item, "status": FAILED, "success": False, "error": result.error or "failed"}
+    return [rows[k] for k in sorted(rows)]
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -76,8 +91,9 @@ def summarise(rows: list[dict[str, Any]], header: dict[str, Any], bootstrap_samp
     return {
         **header,
         "counts": {"total": len(rows), "succeeded": len(good), "failed": len(rows) - len(good),
-                   "ok_this_run": sum(1 for r in rows if r["status"] == "ok"),
-                   "skipped_already_done": sum(1 for r in rows if r["status"] == "skipped")},
+                   "ok_this_run": sum(1 for r in good if r["status"] == "ok"),
+                   "skipped_already_done": sum(1 for r in good if r["status"] == "skipped"),
+                   "from_earlier_invocations": sum(1 for r in good if r["status"] == "earlier")},
         "inference_time_seconds": {"mean": _mean(_metric(good, "inference_time_seconds"))},
         "gpu_memory_peak_gb": {"mean": _mean(_metric(good, "gpu_memory_peak_gb")),
                                "max": _max(_metric(good, "gpu_memory_peak_gb"))},
@@ -105,7 +121,8 @@ def report_text(s: dict[str, Any]) -> str:
         f"dataset: {s['dataset'].get('dataset_dir')} @ {s['dataset'].get('revision')}",
         "",
         f"videos: {c['total']}   succeeded: {c['succeeded']} ({c['ok_this_run']} now, "
-        f"{c['skipped_already_done']} already done)   failed: {c['failed']}",
+        f"{c['skipped_already_done']} already done, {c['from_earlier_invocations']} from earlier invocations)   "
+        f"failed: {c['failed']}",
         f"average inference time: {_f(s['inference_time_seconds']['mean'], '.3f', ' s')}",
         f"GPU peak: average {_f(s['gpu_memory_peak_gb']['mean'], '.2f', ' GB')}, "
         f"max {_f(s['gpu_memory_peak_gb']['max'], '.2f', ' GB')}",
@@ -165,8 +182,17 @@ def delta_plot_png(instructions: dict[str, Any], title: str) -> bytes:
     return buf.getvalue()
 
 
-def write_report(summary: dict[str, Any], report_uri: str, summary_uri: str, plot_uri: str) -> None:
-    summary["delta_plot"] = plot_uri
-    storage.write_bytes(plot_uri, delta_plot_png(summary["instructions"], f"minADE change, run {summary['run_id']}"))
-    storage.write_text(summary_uri, json.dumps(summary, indent=2, default=str))
-    storage.write_text(report_uri, report_text(summary))
+def write_run_report(run_root: str, report_uri: str, summary_uri: str, plot_uri: str, header: dict[str, Any],
+                     summary: RunSummary | None = None, bootstrap_samples: int = 10000,
+                     permutation_samples: int = 10000, seed: int = 0) -> dict[str, Any]:
+    """Build the report of everything under ``run_root`` and write the PNG, the JSON and the text.
+
+    Also usable after a fan-out over several workers (``summary=None``): it reads the run's records.
+    """
+    rows = collect_rows(run_root, summary)
+    report = summarise(rows, header, bootstrap_samples, permutation_samples, seed)
+    report["delta_plot"] = plot_uri
+    storage.write_bytes(plot_uri, delta_plot_png(report["instructions"], f"minADE change, run {report['run_id']}"))
+    storage.write_text(summary_uri, json.dumps(report, indent=2, default=str))
+    storage.write_text(report_uri, report_text(report))
+    return report

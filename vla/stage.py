@@ -21,9 +21,9 @@ from vla.cameras import camera_index
 from vla.config import EvaluateConfig
 from vla.discovery import EditedVideo, find_edited_videos
 from vla.driving_data import DrivingData
-from vla.dual_inference import EvalContext, evaluate_video, is_complete, output_uris
+from vla.dual_inference import EvalContext, evaluate_video, is_complete
 from vla.models import load_model
-from vla.report import collect_rows, summarise, write_report
+from vla.report import write_run_report
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +55,6 @@ def _check_usage(cfg: EvaluateConfig) -> list[EditedVideo]:
     return chosen
 
 
-def _inference_uri(ctx: EvalContext, video: EditedVideo) -> str | None:
-    try:
-        video.parse()
-        return output_uris(ctx, video)["inference"]
-    except LanepaintError:
-        return None
-
-
 def run_evaluate(cfg: EvaluateConfig) -> StageResult:
     videos = _check_usage(cfg)
     layout = Layout(cfg.output_root)
@@ -81,12 +73,11 @@ def run_evaluate(cfg: EvaluateConfig) -> StageResult:
                         overwrite=cfg.overwrite, on_result=manifest.record)
     summary = runner.run(videos, lambda video, timings: evaluate_video(ctx, video, timings))
 
-    rows = collect_rows(summary, {v.item_id: _inference_uri(ctx, v) for v in videos})
     header = {"run_id": cfg.run_id, "stage": STAGE, "model": model.name, "model_description": model.describe(),
               "profile": cfg.profile, "video_data": cfg.video_data, "dataset": data.describe()}
-    report = summarise(rows, header, cfg.bootstrap_samples, cfg.permutation_samples, cfg.seed)
     report_uri, summary_uri = layout.alpamayo_report(cfg.run_id), layout.alpamayo_summary(cfg.run_id)
-    write_report(report, report_uri, summary_uri, delta_plot_uri(layout, cfg.run_id))
+    write_run_report(run_uri, report_uri, summary_uri, delta_plot_uri(layout, cfg.run_id), header, summary,
+                     cfg.bootstrap_samples, cfg.permutation_samples, cfg.seed)
     manifest_uri = manifest.finalize(summary)
     log.info("report: %s", report_uri)
     return StageResult.from_summary(summary, cfg.run_id, cfg.output_root, run_uri, manifest_uri,
