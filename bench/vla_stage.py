@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -124,6 +125,7 @@ def main() -> int:
     print(f"[3] overlay+comparison encode ({len(frames[0])} frames, 1280x720 and 2564x720): veryfast "
           f"{t_fast:.2f}s ({sizes['veryfast'] / 1e6:.2f} MB) vs medium {t_medium:.2f}s "
           f"({sizes['medium'] / 1e6:.2f} MB, reference) -> {t_medium / t_fast:.1f}x")
+    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

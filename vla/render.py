@@ -109,6 +109,7 @@ def _text_box(img: np.ndarray, lines: list[tuple[str, tuple[int, int, int] | Non
     line_h = int(22 * scale / 0.55)
     widths = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] + (28 if c else 0) for t, c in lines]
     box_w, box_h = max(widths) + 16, line_h * len(lines) + 10
+    box_w = min(box_w, img.shape[1] - 20)
     x0 = img.shape[1] - box_w - 10 if right else 10
     region = img[10:10 + box_h, x0:x0 + box_w]
     region[:] = (0.3 * region).astype(np.uint8)
