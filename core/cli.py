@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("core.demo", "run the tiny pipeline end to end on a synthetic clip (CPU, about a minute)"),
     "synth": ("core.synth_cli", "write synthetic driving clips with exact ground-truth road masks"),
     "env": ("core.env_cli", "list the environment variables lanepaint reads"),
+    "evaluate": ("vla.cli", "stage 3: driving model (Alpamayo-R1 or baseline) on original vs edited clips, minADE"),
+    "render": ("vla.render_cli", "overlay and comparison videos from stage 3's *_vis_data.npz files"),
 }
 
 EPILOG = """exit codes: 0 success, 1 an item or the run failed (see the summary), 2 bad usage.

@@ -58,6 +58,11 @@ ENV_TABLE: tuple[EnvVar, ...] = (
     # stage 2 quality: VLM judge and metrics
     # stage 3: driving VLA
     _v("ALPAMAYO_NUM_TRAJ_SAMPLES", "evaluate", "num_traj_samples", "trajectory samples per inference"),
+    _v("ALPAMAYO_MODEL", "evaluate", "model", "trajectory model: auto, alpamayo or constant-velocity"),
+    _v("ALPAMAYO_MODEL_PATH", "evaluate", "model_path", "Alpamayo-R1 checkpoint (hub id or local folder)"),
+    _v("PAI_DATASET_DIR", "evaluate", "dataset_dir", "Hugging Face cache folder holding PhysicalAI-AV"),
+    _v("PAI_DATASET_REVISION", "evaluate", "dataset_revision", "PhysicalAI-AV commit (default: refs/main of the cache)"),
+    _v("HF_HUB_OFFLINE", "evaluate", "dataset_offline", "read PhysicalAI-AV from the local cache only (default 1)"),
     # storage
     _v("STORAGE_EMULATOR_HOST", "storage", "emulator_host", "GCS emulator endpoint (tests, local runs)"),
     _v("LANEPAINT_GCS_TOKEN", "storage", "gcs_token", "gcsfs token: google_default, anon, cloud, or a JSON key path"),

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from core.errors import UsageError
 from core.ids import new_run_id, validate_id
-from core.synth import LaneSpec, SceneSpec, write_clip
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +52,18 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 # ---- step 0: synthetic input --------------------------------------------------------------------
 def _synthesise(state: DemoState) -> str:
+    """A small synthetic PhysicalAI-AV dataset (one clip per lane spec, 4 cameras) and its front-camera
+    clip(s) ``<clip_id>.camera_front_wide_120fov.mp4`` as the pipeline's input, so stage 3 finds the
+    ego motion of the clips stages 1 and 2 edited."""
+    from core.synth_av import AVDatasetSpec, write_av_dataset
+
     folder = os.path.join("outputs" if "://" in state.output_root else state.output_root,
                           "demo_inputs", state.run_id)
-    for seed, lanes in enumerate(DEMO_LANES):
-        spec = SceneSpec(width=state.size[0], height=state.size[1], fps=10.0, seconds=state.seconds,
-                         lanes=LaneSpec.parse(lanes), seed=seed)
-        clip = write_clip(spec, folder)
-        state.inputs.append(clip.video_path)
+    spec = AVDatasetSpec(clips=len(DEMO_LANES), input_seconds=state.seconds, fps=10.0, width=state.size[0],
+                         height=state.size[1], seed=0, lanes=DEMO_LANES)
+    dataset = write_av_dataset(spec, os.path.join(folder, "pai_dataset"), folder)
+    state.inputs.extend(dataset.inputs)
+    state.results["synth"] = dataset   # _evaluate reads the dataset location from here
     return ", ".join(state.inputs)
 
 
@@ -75,7 +79,28 @@ def _edit(state: DemoState) -> str:
 
 # ---- step 3: driving-VLA evaluation (issue 6) ---------------------------------------------------
 def _evaluate(state: DemoState) -> str:
-    return "not available yet"
+    from core.errors import LanepaintError
+
+    edit = state.results.get("edit")
+    dataset = state.results.get("synth")
+    if edit is None or not getattr(edit, "run_uri", ""):
+        return "skipped: no stage-2 output"
+    if dataset is None:
+        return "skipped: no synthetic driving dataset"
+    from vla.config import EvaluateConfig
+    from vla.stage import run_evaluate
+
+    cfg = EvaluateConfig(video_data=edit.run_uri, run_id=state.run_id, output_root=state.output_root,
+                         model="constant-velocity", profile="tiny", dataset_dir=dataset.cache_dir)
+    try:
+        result = run_evaluate(cfg)
+    except LanepaintError as exc:
+        state.exit_code = max(state.exit_code, 1)
+        return f"failed: {exc}"
+    state.results["evaluate"] = result
+    state.exit_code = max(state.exit_code, result.exit_code)
+    return (f"{len(result.ok) + len(result.skipped)} clip(s) evaluated, {len(result.failed)} failed "
+            f"(constant-velocity baseline); report {result.get('report_uri')}")
 
 
 STEPS: tuple[tuple[str, Callable[[DemoState], str]], ...] = (

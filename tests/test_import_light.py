@@ -46,3 +46,13 @@ def test_cli_help_works_with_torch_blocked():
                "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "commands" in out.stdout
+
+
+VLA_LIGHT_MODULES = ["vla", "vla.config", "vla.cli", "vla.render_cli", "vla.stage", "vla.render"]
+
+
+@pytest.mark.parametrize("module", VLA_LIGHT_MODULES)
+def test_vla_entry_modules_import_with_torch_blocked(module):
+    """Stage 3 needs no torch unless Alpamayo-R1 is selected (the baseline and renderer run anywhere)."""
+    out = _run(BLOCK_HEAVY + f"import {module}\nprint('ok')")
+    assert out.returncode == 0, out.stderr[-2000:]

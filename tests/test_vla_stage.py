@@ -1,0 +1,234 @@
+"""Stage 3 end to end on a synthetic PhysicalAI-AV fixture (two clips, four cameras, known ego motion)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from core import storage, videoio
+from core.cli import main
+from core.layout import Layout
+from core.runner import StageResult
+from core.synth_av import CAMERA_START_S, FRONT_CAMERA, AVDatasetSpec, write_av_dataset
+
+pytest.importorskip("physical_ai_av")
+
+from vla.config import EvaluateConfig  # noqa: E402
+from vla.driving_data import DrivingData  # noqa: E402
+from vla.stage import run_evaluate  # noqa: E402
+
+FOLDER = "lane_double_yellow_solid"
+CAMERAS = ("camera_cross_left_120fov", "camera_front_wide_120fov", "camera_cross_right_120fov",
+           "camera_front_tele_30fov")
+
+
+@pytest.fixture(scope="module")
+def av(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pai")
+    spec = AVDatasetSpec(clips=2, cameras=CAMERAS, input_seconds=2.0, width=64, height=48)
+    return write_av_dataset(spec, str(root / "hf_cache"), str(root / "inputs"))
+
+
+def _edited_clip(clip, frames: int = 16) -> np.ndarray:
+    """What stage 2 would write: the input at 8 fps from its start, repainted (here: a bright band)."""
+    out = videoio.decode(clip.input_video, fps=8)[:frames].copy()
+    out[:, -12:, :, :] = (255, 255, 0)
+    return out
+
+
+def _write_vp(root: str, run_id: str, folder: str, video_id: str, frames: np.ndarray | None,
+              raw: bytes | None = None, instruction: str = "lane double yellow solid") -> str:
+    uri = Layout(root).vp_edit_video(run_id, folder, video_id)
+    with storage.atomic_path(uri) as tmp:
+        if raw is not None:
+            with open(tmp, "wb") as fh:
+                fh.write(raw)
+        else:
+            videoio.encode(frames, tmp, fps=8)
+    storage.write_text(uri[:-4] + ".json", json.dumps({"instruction": instruction}))
+    generated = uri[:-4] + "_generated.mp4"
+    storage.write_bytes(generated, b"must be skipped")
+    return uri
+
+
+def _video_id(clip) -> str:
+    return f"{clip.clip_id}.{FRONT_CAMERA}"
+
+
+def test_fixture_round_trip_through_physical_ai_av(av):
+    data = DrivingData(av.cache_dir)          # revision from refs/main, offline
+    assert data.revision == av.revision and os.environ.get("HF_HUB_OFFLINE") == "1"
+    clip = av.clips[0]
+    t0_after = 15 * 125_000                   # the 16th frame of an 8 fps edited clip
+    sample = data.load(clip.clip_id, FRONT_CAMERA, t0_after, CAMERAS, 125_000, 4)
+    t0 = CAMERA_START_S + 15 / 8
+    assert sample.t0_us == round(t0 * 1e6)
+    assert sample.camera_indices.tolist() == [0, 1, 2, 6]
+    # side cameras are written at half size: every camera is brought to one size to stack
+    assert sample.frames.shape == (4, 4, 48, 64, 3) and sample.frames.dtype == np.uint8
+    # wanted 1.7, 1.825, 1.95, 2.075 s; nearest 10 fps frames (cameras start at 0.2 s), ties to the later
+    assert sample.frame_timestamps_us[1].tolist() == [1_700_000, 1_800_000, 2_000_000, 2_100_000]
+    hist, hist_yaw = clip.ego.in_frame_at(t0, t0 + np.arange(-15, 1) * 0.1)
+    fut, fut_yaw = clip.ego.in_frame_at(t0, t0 + np.arange(1, 65) * 0.1)
+    assert np.allclose(sample.ego_history_xyz, hist, atol=1e-3)
+    assert np.allclose(sample.ego_future_xyz, fut, atol=1e-3)
+    assert np.allclose(np.arctan2(sample.ego_future_rot[:, 1, 0], sample.ego_future_rot[:, 0, 0]), fut_yaw, atol=1e-6)
+    assert np.allclose(sample.ego_history_xyz[-1], 0.0, atol=1e-9) and fut[-1, 0] > 80
+    # the front camera frames are the input clip's frames at those times
+    inp = videoio.decode(clip.input_video, fps=None)
+    assert np.abs(sample.frames[1, 3].astype(int) - inp[19].astype(int)).mean() < 6
+
+
+def test_dual_inference_with_the_baseline(av, tmp_path):
+    root = str(tmp_path / "out")
+    for clip in av.clips:
+        _write_vp(root, "r1", FOLDER, _video_id(clip), _edited_clip(clip))
+    cfg = EvaluateConfig(video_data=Layout(root).vp_run("r1"), run_id="r1", output_root=root, profile="tiny",
+                         dataset_dir=av.cache_dir, bootstrap_samples=500)
+    result = run_evaluate(cfg)
+    assert result.exit_code == 0 and len(result.ok) == 2 and not result.failed
+    layout = Layout(root)
+    clip = av.clips[0]
+    vid = _video_id(clip)
+    record = json.loads(storage.read_text(layout.alpamayo_file("r1", FOLDER, vid, "_inference.json")))
+    assert record["success"] and record["clip_id"] == clip.clip_id and record["camera"] == FRONT_CAMERA
+    assert record["num_trajectories"] == 1 and record["model"] == "constant-velocity"
+    assert record["instruction"] == "lane double yellow solid"
+    assert record["temporal_config"] == {
+        "vp_video_fps": 8.0, "time_step_seconds": 0.125, "num_frames_per_camera": 4,
+        "frame_window_seconds": 0.375, "edited_clip_frames": 16, "t0_seconds_after_clip_start": 1.875,
+        "trajectory_step_seconds": 0.1, "num_future_waypoints": 64}
+    # constant speed on a constant-curvature arc: the baseline is exact, and it ignores the edit
+    assert record["min_ade_meters"] < 0.01 and record["min_ade_meters"] == record["original_min_ade_meters"]
+    assert set(record["metrics"]) >= {"inference_time_seconds", "gpu_memory_used_gb", "gpu_memory_peak_gb",
+                                      "ram_used_mb", "ram_peak_mb"}
+    with np.load(layout.alpamayo_file("r1", FOLDER, vid, "_vis_data.npz"), allow_pickle=False) as npz:
+        assert npz["pred_xyz"].shape == (1, 64, 3) and npz["pred_rot"].shape == (1, 64, 3, 3)
+        assert npz["gt_future_xyz"].shape == (64, 3) and npz["gt_future_rot"].shape == (64, 3, 3)
+        assert npz["ego_history_xyz"].shape == (16, 3) and npz["ego_history_rot"].shape == (16, 3, 3)
+        assert npz["image_frames"].shape == (4, 4, 3, 48, 64) and npz["camera_indices"].tolist() == [0, 1, 2, 6]
+        swapped = npz["image_frames"][1].transpose(0, 2, 3, 1)
+        edited = _edited_clip(clip)[-4:]
+        assert np.abs(swapped.astype(int) - edited.astype(int)).mean() < 6          # edited camera swapped in
+        assert (swapped[:, -6:, :, 2] < 80).all()                                   # ... with its yellow band
+        assert np.abs(npz["original_frames"].astype(int) - npz["image_frames"][1].astype(int)).mean() > 20
+    for suffix in ("_overlay.mp4", "_comparison.mp4"):
+        assert videoio.probe(layout.alpamayo_file("r1", FOLDER, vid, suffix)).frame_count > 40
+    summary = json.loads(storage.read_text(result.get("summary_uri")))
+    assert summary["counts"]["succeeded"] == 2 and summary["instructions"][FOLDER]["delta"]["p_value"] == 1.0
+    report = storage.read_text(result.get("report_uri"))
+    assert "videos: 2   succeeded: 2" in report and f"{FOLDER}: n=2 mean +0.000" in report
+    assert storage.exists(summary["delta_plot"]) and storage.read_bytes(summary["delta_plot"])[:4] == b"\x89PNG"
+    manifest = json.loads(storage.read_text(result.manifest_uri))
+    assert manifest["models"]["trajectory_model"]["model"] == "constant-velocity"
+    assert manifest["models"]["dataset"]["revision"] == av.revision
+
+
+def test_each_bad_input_fails_alone_with_one_line(av, tmp_path):
+    root = str(tmp_path / "out")
+    good, other = av.clips
+    _write_vp(root, "r2", FOLDER, _video_id(good), _edited_clip(good))
+    _write_vp(root, "r2", FOLDER, "nodot", _edited_clip(good))
+    _write_vp(root, "r2", FOLDER, f"{good.clip_id}.camera_bogus_99fov", _edited_clip(good))
+    _write_vp(root, "r2", FOLDER, f"00000000-0000-0000-0000-000000000000.{FRONT_CAMERA}", _edited_clip(good))
+    _write_vp(root, "r2", "short_history", _video_id(good), _edited_clip(good, 8))
+    _write_vp(root, "r2", "long_clip", _video_id(other), np.concatenate([_edited_clip(other)] * 5))
+    _write_vp(root, "r2", "three_frames", _video_id(good), _edited_clip(good, 3))
+    _write_vp(root, "r2", "corrupt", _video_id(other), None, raw=b"this is not a video")
+    result = run_evaluate(EvaluateConfig(video_data=Layout(root).vp_run("r2"), run_id="r2", output_root=root,
+                                         profile="tiny", dataset_dir=av.cache_dir, render=False))
+    assert result.exit_code == 1 and result.ok == (f"{FOLDER}/{_video_id(good)}",)
+    reasons = dict(result.failed)
+    assert len(reasons) == 7 and all("\n" not in r for r in reasons.values())
+    assert "does not parse as <clip_id>.<camera_name>" in reasons[f"{FOLDER}/nodot"]
+    assert "unknown camera 'camera_bogus_99fov'" in reasons[f"{FOLDER}/{good.clip_id}.camera_bogus_99fov"]
+    assert "is not in the dataset" in reasons[f"{FOLDER}/00000000-0000-0000-0000-000000000000.{FRONT_CAMERA}"]
+    assert "of ego history, needs 1.6 s" in reasons[f"short_history/{_video_id(good)}"]
+    assert "of ego future, needs 6.4 s" in reasons[f"long_clip/{_video_id(other)}"]
+    assert "only 3 decodable frame(s), needs at least 4" in reasons[f"three_frames/{_video_id(good)}"]
+    assert "corrupt" in reasons[f"corrupt/{_video_id(other)}"] or "not a readable video" in reasons[f"corrupt/{_video_id(other)}"]
+    report = storage.read_text(Layout(root).alpamayo_report("r2"))
+    assert "videos: 8   succeeded: 1" in report and "failed: 7" in report
+    assert report.count("FAILED") == 7
+    # the unparseable name left nothing behind; a parsed one records its failure (never "done")
+    assert not storage.exists(Layout(root).alpamayo_item("r2", FOLDER, "nodot"))
+    failure = json.loads(storage.read_text(Layout(root).alpamayo_file("r2", "three_frames", _video_id(good),
+                                                                      "_inference.json")))
+    assert failure["success"] is False and "decodable" in failure["error"]
+
+
+def test_resume_skips_complete_videos_and_redoes_incomplete_ones(av, tmp_path):
+    root = f"memory://vla-resume-{os.getpid()}/out"     # remote storage: inputs fetched, outputs uploaded
+    for clip in av.clips:
+        _write_vp(root, "r3", FOLDER, _video_id(clip), _edited_clip(clip))
+    cfg = EvaluateConfig(video_data=Layout(root).vp_run("r3"), run_id="r3", output_root=root, profile="tiny",
+                         dataset_dir=av.cache_dir, render=False, cache_dir=str(tmp_path / "cache"))
+    first = run_evaluate(cfg)
+    assert len(first.ok) == 2
+    layout = Layout(root)
+    npz = layout.alpamayo_file("r3", FOLDER, _video_id(av.clips[1]), "_vis_data.npz")
+    storage.rm(npz)
+    second = run_evaluate(cfg)
+    assert second.skipped == (f"{FOLDER}/{_video_id(av.clips[0])}",)
+    assert second.ok == (f"{FOLDER}/{_video_id(av.clips[1])}",) and storage.exists(npz)
+    summary = json.loads(storage.read_text(layout.alpamayo_summary("r3")))
+    assert summary["counts"]["skipped_already_done"] == 1 and summary["counts"]["succeeded"] == 2
+    # a rerun on one clip still reports the whole run
+    from dataclasses import replace
+
+    third = run_evaluate(replace(cfg, video_name=av.clips[0].clip_id))
+    assert third.skipped == second.skipped and not third.ok
+    summary = json.loads(storage.read_text(layout.alpamayo_summary("r3")))
+    assert summary["counts"]["succeeded"] == 2 and summary["counts"]["from_earlier_invocations"] == 1
+
+
+def test_cli_evaluate_and_usage_errors(av, tmp_path, capsys):
+    root = str(tmp_path / "out")
+    clip = av.clips[1]
+    _write_vp(root, "r4", FOLDER, _video_id(clip), _edited_clip(clip))
+    folder = Layout(root).vp_instruction("r4", FOLDER)           # one instruction folder works too
+    args = ["evaluate", "--video-data", folder, "--run-id", "e4", "--output-root", root, "--profile", "tiny",
+            "--dataset-dir", av.cache_dir, "--no-render", "--video-name", clip.clip_id]
+    assert main(args) == 0
+    assert "report:" in capsys.readouterr().out
+    assert storage.exists(Layout(root).alpamayo_file("e4", FOLDER, _video_id(clip), "_inference.json"))
+    assert main(args[:2] + [str(tmp_path / "missing")] + args[3:]) == 2
+    assert main(args[:-1] + ["no-such-video"]) == 2
+    assert main(["evaluate", "--video-data", folder, "--run-id", "e5", "--output-root", root, "--profile", "tiny",
+                 "--dataset-dir", str(tmp_path / "no-dataset")]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and "matches none" in err and "no PhysicalAI-AV cache" in err
+    assert not storage.exists(Layout(root).alpamayo_run("e5"))    # usage errors write nothing
+
+
+def test_demo_chain_ends_with_videos_and_a_report(tmp_path, monkeypatch):
+    from core import demo
+
+    state = demo.DemoState(output_root=str(tmp_path / "demo"), run_id="d1", seconds=6.5, size=(64, 48))
+    assert demo._evaluate(state) == "skipped: no stage-2 output"
+    demo._synthesise(state)
+    (video,) = state.inputs
+    video_id = os.path.basename(video)[:-4]
+    assert video_id.endswith(f".{FRONT_CAMERA}")
+    frames = videoio.decode(video, fps=8)[:49]          # what stages 1 and 2 hand over: 49 frames at 8 fps
+    layout = Layout(state.output_root)
+    _write_vp(state.output_root, "d1", "lane_double_yellow_solid", video_id, frames)
+    state.results["edit"] = StageResult("edit", "d1", state.output_root, layout.vp_run("d1"), "")
+    outcome = demo._evaluate(state)
+    assert "1 clip(s) evaluated, 0 failed" in outcome and state.exit_code == 0
+    for suffix in ("_overlay.mp4", "_comparison.mp4", "_inference.json"):
+        assert storage.exists(layout.alpamayo_file("d1", "lane_double_yellow_solid", video_id, suffix))
+    assert storage.exists(layout.alpamayo_report("d1"))
+
+
+def test_synth_cli_writes_an_av_dataset(tmp_path, capsys):
+    out, ds = tmp_path / "inputs", tmp_path / "hf"
+    code = main(["synth", "--out", str(out), "--av-dataset", str(ds), "--clips", "1", "--seconds", "2",
+                 "--width", "64", "--height", "48", "--cameras", f"{FRONT_CAMERA},camera_rear_tele_30fov"])
+    assert code == 0
+    (video,) = list(out.glob(f"*.{FRONT_CAMERA}.mp4"))
+    assert videoio.probe(str(video)).frame_count == 20
+    data = DrivingData(str(ds))
+    assert data.describe()["clips"] == 1 and "dataset:" in capsys.readouterr().out
+    assert main(["synth", "--out", str(out), "--av-dataset", str(ds), "--cameras", "camera_rear_tele_30fov"]) == 2

@@ -1,0 +1,172 @@
+"""One edited clip through the driving model twice: original frames, then the edited camera swapped in.
+
+Both runs get the same ego history, the same other cameras and the same frame timestamps; only the
+edited camera's frames differ. Outputs under ``alpamayo/<run_id>/<instruction_folder>/<video_id>/``:
+``_vis_data.npz``, ``_overlay.mp4`` and ``_comparison.mp4``, then ``_inference.json`` last (its
+``"success": true`` marks the video complete). A failure after the name was parsed leaves an
+``_inference.json`` with ``"success": false`` and the reason, which never counts as complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core import storage
+from core.device import memory_snapshot
+from core.errors import LanepaintError, StorageError, one_line
+from core.layout import Layout
+from core.runner import Timings
+from vla import visdata
+from vla.cameras import camera_index
+from vla.config import EvaluateConfig
+from vla.discovery import NUM_FRAMES, EditedVideo, read_instruction, read_last_frames
+from vla.driving_data import NUM_FUTURE, TRAJ_STEP_S, DrivingData
+from vla.metrics import finite_or_none, min_ade
+from vla.models import ModelInput, TrajectoryModel
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = {"inference": "_inference.json", "vis_data": "_vis_data.npz", "overlay": "_overlay.mp4",
+            "comparison": "_comparison.mp4"}
+RENDER_FPS = 10.0
+
+
+@dataclass
+class EvalContext:
+    cfg: EvaluateConfig
+    layout: Layout
+    model: TrajectoryModel
+    data: DrivingData
+    cache_dir: str
+
+
+def output_uris(ctx: EvalContext, video: EditedVideo) -> dict[str, str]:
+    return {key: ctx.layout.alpamayo_file(ctx.cfg.run_id, video.folder, video.video_id, suffix)
+            for key, suffix in SUFFIXES.items()}
+
+
+def is_complete(ctx: EvalContext, video: EditedVideo) -> bool:
+    """The inference record says success and every file it announces exists."""
+    uris = output_uris(ctx, video)
+    if not storage.exists(uris["inference"]):
+        return False
+    record = json.loads(storage.read_text(uris["inference"]))
+    if not record.get("success"):
+        return False
+    wanted = ["vis_data"] + (["overlay", "comparison"] if ctx.cfg.render else [])
+    return all(storage.exists(uris[key]) for key in wanted)
+
+
+def _gb(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+def _run(ctx: EvalContext, video: EditedVideo, uris: dict[str, str], timings: Timings) -> dict[str, Any]:
+    cfg = ctx.cfg
+    clip_id, camera = video.parse()
+    with timings.phase("decode"):
+        edited = read_last_frames(video, ctx.cache_dir)
+    t0_after_start_s = cfg.t0_offset_s + edited.last_frame_seconds
+    with timings.phase("dataset"):
+        sample = ctx.data.load(clip_id, camera, int(round(t0_after_start_s * 1e6)), cfg.cameras,
+                               int(round(1e6 / edited.fps)), NUM_FRAMES)
+    k = sample.camera_names.index(camera)
+    swapped = sample.with_camera(camera, edited.frames)
+
+    def model_input(frames):
+        return ModelInput(frames, sample.camera_indices, sample.ego_history_xyz, sample.ego_history_rot)
+
+    with timings.phase("inference"):
+        original = ctx.model.predict(model_input(sample.frames))
+        edited_pred = ctx.model.predict(model_input(swapped))
+    for name, pred in (("original", original), ("edited", edited_pred)):
+        if not np.isfinite(pred.xyz).all():
+            raise LanepaintError(f"{video.file_name}: the model returned a non-finite trajectory ({name} run)")
+    memory = memory_snapshot(ctx.model.device) | edited_pred.memory
+    ade, ade_original = min_ade(edited_pred.xyz, sample.ego_future_xyz), min_ade(original.xyz, sample.ego_future_xyz)
+    vis = visdata.VisData(
+        pred_xyz=edited_pred.xyz, pred_rot=edited_pred.rot, gt_future_xyz=sample.ego_future_xyz,
+        gt_future_rot=sample.ego_future_rot, ego_history_xyz=sample.ego_history_xyz,
+        ego_history_rot=sample.ego_history_rot, image_frames=swapped.transpose(0, 1, 4, 2, 3),
+        camera_indices=sample.camera_indices, original_pred_xyz=original.xyz, original_pred_rot=original.rot,
+        original_frames=sample.frames[k].transpose(0, 3, 1, 2), edited_camera_index=camera_index(camera),
+        min_ade=ade, original_min_ade=ade_original, t0_us=sample.t0_us, frame_fps=edited.fps,
+        clip_id=clip_id, camera_name=camera, video_id=video.video_id)
+    with timings.phase("write"):
+        visdata.save(vis, uris["vis_data"])
+    if cfg.render:
+        from vla.render import write_videos
+
+        with timings.phase("render"):
+            write_videos(vis, uris["overlay"], uris["comparison"], RENDER_FPS)
+    record = {
+        "video_id": video.video_id,
+        "video_name": video.file_name,
+        "instruction_folder": video.folder,
+        "instruction": read_instruction(video),
+        "paths": {"edited_video": video.uri, **{k_: v for k_, v in uris.items()
+                                               if k_ in ("inference", "vis_data") or cfg.render}},
+        "clip_id": clip_id,
+        "camera": camera,
+        "camera_index": camera_index(camera),
+        "cameras": list(sample.camera_names),
+        "t0_us": sample.t0_us,
+        "model": ctx.model.name,
+        "profile": cfg.profile,
+        "num_trajectories": int(edited_pred.xyz.shape[0]),
+        "original_num_trajectories": int(original.xyz.shape[0]),
+        "min_ade_meters": ade,
+        "original_min_ade_meters": ade_original,
+        "min_ade_delta_meters": ade - ade_original,
+        "reasoning_traces": list(edited_pred.reasoning),
+        "original_reasoning_traces": list(original.reasoning),
+        "temporal_config": {
+            "vp_video_fps": edited.fps,
+            "time_step_seconds": 1.0 / edited.fps,
+            "num_frames_per_camera": NUM_FRAMES,
+            "frame_window_seconds": (NUM_FRAMES - 1) / edited.fps,
+            "edited_clip_frames": edited.frame_count,
+            "t0_seconds_after_clip_start": t0_after_start_s,
+            "trajectory_step_seconds": TRAJ_STEP_S,
+            "num_future_waypoints": NUM_FUTURE,
+        },
+        "metrics": {
+            "inference_time_seconds": round(edited_pred.seconds, 4),
+            "original_inference_time_seconds": round(original.seconds, 4),
+            "gpu_memory_used_gb": _gb(memory.get("gpu_memory_used_gb")),
+            "gpu_memory_peak_gb": _gb(memory.get("gpu_memory_peak_gb")),
+            "ram_used_mb": memory.get("ram_used_mb"),
+            "ram_peak_mb": memory.get("ram_peak_mb"),
+        },
+        "success": True,
+    }
+    storage.write_text(uris["inference"], json.dumps(record, indent=2))
+    return {"min_ade": finite_or_none(ade), "original_min_ade": finite_or_none(ade_original),
+            "delta": finite_or_none(ade - ade_original), "clip_id": clip_id, "camera": camera}
+
+
+def evaluate_video(ctx: EvalContext, video: EditedVideo, timings: Timings) -> dict[str, Any]:
+    """The ItemRunner function: outputs for one edited clip, or a one-line error naming it.
+
+    A name that does not parse (or an unknown camera) fails before anything is written.
+    """
+    video.parse()
+    try:
+        uris = output_uris(ctx, video)
+    except LanepaintError as exc:
+        raise LanepaintError(f"{video.file_name}: {exc}") from None
+    try:
+        return _run(ctx, video, uris, timings)
+    except Exception as exc:
+        failure = {"video_id": video.video_id, "video_name": video.file_name, "instruction_folder": video.folder,
+                   "paths": {"edited_video": video.uri}, "success": False, "error": one_line(exc)}
+        try:
+            storage.write_text(uris["inference"], json.dumps(failure, indent=2))
+        except StorageError as write_exc:
+            log.warning("%s: could not record the failure: %s", video.item_id, write_exc)
+        raise

@@ -1,0 +1,81 @@
+"""``lanepaint render``: overlay and comparison videos from one ``*_vis_data.npz`` or every one under a
+folder: ``<stem>_overlay.mp4`` and ``<stem>_comparison.mp4`` next to each file, or in ``--out``.
+A file that fails is reported on one line and the others go on."""
+
+from __future__ import annotations
+
+import argparse
+
+from core import storage
+from core.errors import StorageError, UsageError
+from core.runner import ItemRunner, RunSummary, Timings
+from vla.config import RenderConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="a *_vis_data.npz, or a folder searched recursively (local, gs://, memory://)")
+    parser.add_argument("--out", default=None, dest="out_dir",
+                        help="folder for the videos (default: next to each npz)")
+    parser.add_argument("--fps", type=float, default=None, help="frame rate of the videos (default 10)")
+    parser.add_argument("--overwrite", action="store_true", default=None, help="redo videos that exist")
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.config import build_config
+
+    cfg = build_config(RenderConfig, "render", {"source": args.source, "out_dir": args.out_dir,
+                                                "fps": args.fps, "overwrite": args.overwrite})
+    summary = render_all(cfg)
+    for line in summary.lines():
+        print(line)
+    return summary.exit_code
+
+
+NPZ_SUFFIX = "_vis_data.npz"
+
+
+def find_vis_files(source: str) -> list[str]:
+    try:
+        if source.endswith(".npz"):
+            if not storage.exists(source):
+                raise UsageError(f"{source}: not found")
+            return [source]
+        if not storage.isdir(source):
+            raise UsageError(f"{source}: not found (expected a {NPZ_SUFFIX} file or a folder)")
+        files = [u for u in storage.walk_files(source) if u.endswith(NPZ_SUFFIX)]
+    except StorageError as exc:
+        raise UsageError(str(exc)) from None
+    if not files:
+        raise UsageError(f"{source}: no *{NPZ_SUFFIX} files found")
+    return files
+
+
+def video_uris(npz_uri: str, out_dir: str | None) -> tuple[str, str]:
+    name = storage.basename(npz_uri)
+    stem = name[: -len(NPZ_SUFFIX)] if name.endswith(NPZ_SUFFIX) else name.rsplit(".", 1)[0]
+    if out_dir:
+        return storage.join(out_dir, f"{stem}_overlay.mp4"), storage.join(out_dir, f"{stem}_comparison.mp4")
+    base = npz_uri[: -len(name)]
+    return base + f"{stem}_overlay.mp4", base + f"{stem}_comparison.mp4"
+
+
+def render_all(cfg: RenderConfig) -> RunSummary:
+    """Render every file; one that fails is recorded and the others go on."""
+    from vla import visdata
+    from vla.render import write_videos
+
+    files = find_vis_files(cfg.source)
+
+    def done(uri: str) -> bool:
+        return all(storage.exists(u) for u in video_uris(uri, cfg.out_dir))
+
+    def render_one(uri: str, timings: Timings) -> dict[str, str]:
+        with timings.phase("load"):
+            vis = visdata.load(uri)
+        overlay, comparison = video_uris(uri, cfg.out_dir)
+        with timings.phase("render"):
+            write_videos(vis, overlay, comparison, cfg.fps)
+        return {"overlay": overlay, "comparison": comparison}
+
+    runner = ItemRunner("render", item_id=storage.basename, is_done=done, overwrite=cfg.overwrite)
+    return runner.run(files, render_one)

@@ -1,0 +1,85 @@
+"""Stage 3: ``run_evaluate(cfg)`` plans on original vs edited clips and reports how the plan moved.
+
+Order of work: validate the run id, output root and input (usage errors before anything is
+written), load the trajectory model once, open the PhysicalAI-AV dataset once (after the model, so
+a model download is not blocked by the dataset's offline switch), then every edited clip through
+``vla.dual_inference`` (per-clip failures recorded, the run goes on; complete clips skipped unless
+``overwrite``), then the report, the summary and the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from core import storage
+from core.errors import LanepaintError, StorageError, UsageError
+from core.ids import validate_id
+from core.layout import Layout
+from core.manifest import RunManifest
+from core.runner import ItemRunner, StageResult
+from vla.cameras import camera_index
+from vla.config import EvaluateConfig
+from vla.discovery import EditedVideo, find_edited_videos
+from vla.driving_data import DrivingData
+from vla.dual_inference import EvalContext, evaluate_video, is_complete
+from vla.models import load_model
+from vla.report import write_run_report
+
+log = logging.getLogger(__name__)
+
+STAGE = "evaluate"
+
+
+def delta_plot_uri(layout: Layout, run_id: str) -> str:
+    return storage.join(layout.alpamayo_run(run_id), f"{run_id}_minade_delta.png")
+
+
+def _check_usage(cfg: EvaluateConfig) -> list[EditedVideo]:
+    if not cfg.run_id:
+        raise UsageError("--run-id is required")
+    validate_id(cfg.run_id, "run id")
+    try:
+        storage.scheme(cfg.output_root)
+    except StorageError as exc:
+        raise UsageError(f"--output-root: {exc}") from None
+    for camera in cfg.cameras:
+        try:
+            camera_index(camera)
+        except LanepaintError as exc:
+            raise UsageError(f"--cameras: {exc}") from None
+    videos = find_edited_videos(cfg.video_data)
+    chosen = [v for v in videos if cfg.wants(v.video_id, v.clip_guess, v.file_name)]
+    if not chosen:
+        raise UsageError(f"--video-name {cfg.video_name!r} matches none of the {len(videos)} edited clip(s) "
+                         f"under {cfg.video_data}")
+    return chosen
+
+
+def run_evaluate(cfg: EvaluateConfig) -> StageResult:
+    videos = _check_usage(cfg)
+    layout = Layout(cfg.output_root)
+    run_uri = layout.alpamayo_run(cfg.run_id)
+    kind = cfg.resolved_model
+    model = load_model(kind, profile=cfg.profile, model_path=cfg.model_path,
+                       num_traj_samples=cfg.num_traj_samples, device=cfg.device, seed=cfg.seed)
+    data = DrivingData(cfg.dataset_dir, cfg.dataset_revision, cfg.dataset_offline)
+
+    manifest = RunManifest(STAGE, run_uri, cfg.run_id, cfg, cfg.profile)
+    manifest.set_model("trajectory_model", model.describe())
+    manifest.set_model("dataset", data.describe())
+    ctx = EvalContext(cfg, layout, model, data, cfg.cache_dir or storage.DEFAULT_CACHE_DIR)
+    log.info("evaluate %s: %d edited clip(s), model %s, outputs under %s", cfg.run_id, len(videos), kind, run_uri)
+    runner = ItemRunner(STAGE, item_id=lambda v: v.item_id, is_done=lambda v: is_complete(ctx, v),
+                        overwrite=cfg.overwrite, on_result=manifest.record)
+    summary = runner.run(videos, lambda video, timings: evaluate_video(ctx, video, timings))
+
+    header = {"run_id": cfg.run_id, "stage": STAGE, "model": model.name, "model_description": model.describe(),
+              "profile": cfg.profile, "video_data": cfg.video_data, "dataset": data.describe()}
+    report_uri, summary_uri = layout.alpamayo_report(cfg.run_id), layout.alpamayo_summary(cfg.run_id)
+    write_run_report(run_uri, report_uri, summary_uri, delta_plot_uri(layout, cfg.run_id), header, summary,
+                     cfg.bootstrap_samples, cfg.permutation_samples, cfg.seed)
+    manifest_uri = manifest.finalize(summary)
+    log.info("report: %s", report_uri)
+    return StageResult.from_summary(summary, cfg.run_id, cfg.output_root, run_uri, manifest_uri,
+                                    next_command="" if cfg.render else f"lanepaint render {run_uri}",
+                                    report_uri=report_uri, summary_uri=summary_uri)
