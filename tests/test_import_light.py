@@ -46,3 +46,18 @@ def test_cli_help_works_with_torch_blocked():
                "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "commands" in out.stdout
+
+
+@pytest.mark.parametrize("module", ["segmentation", "segmentation.config", "segmentation.cli",
+                                    "segmentation.prompts", "segmentation.cleanup", "segmentation.outputs",
+                                    "segmentation.stage"])
+def test_segmentation_light_modules_import_with_torch_blocked(module):
+    out = _run(BLOCK_HEAVY + f"import {module}\nprint('ok')")
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_segment_help_works_with_torch_blocked():
+    out = _run(BLOCK_HEAVY + "import sys\nfrom core.cli import main\n"
+               "try:\n    main(['segment', '--help'])\nexcept SystemExit as e:\n    print('exit', e.code)")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "--max-frames" in out.stdout and "exit 0" in out.stdout
