@@ -40,9 +40,32 @@ def _u8(mask: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(m)
 
 
-def open_mask(mask: np.ndarray) -> np.ndarray:
-    """Step 1: morphological opening, 7x7 ellipse. Returns uint8 0/1."""
-    return cv2.morphologyEx(_u8(mask), cv2.MORPH_OPEN, OPEN_KERNEL)
+def _open(m: np.ndarray) -> np.ndarray:
+    return cv2.morphologyEx(m, cv2.MORPH_OPEN, OPEN_KERNEL)
+
+
+def _keep(m: np.ndarray) -> np.ndarray:
+    h, w = m.shape
+    x, y = reference_pixel(h, w)
+    if m[y, x]:
+        flood = np.zeros((h + 2, w + 2), np.uint8)
+        cv2.floodFill(m, flood, (x, y), 1, 0, 0, 8 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+        return flood[1:-1, 1:-1]
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    if count <= 1:
+        return np.zeros_like(m)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return (labels == largest).view(np.uint8)
+
+
+def _close(m: np.ndarray) -> np.ndarray:
+    return cv2.morphologyEx(np.ascontiguousarray(m), cv2.MORPH_CLOSE, CLOSE_KERNEL, iterations=CLOSE_ITERATIONS)
+
+
+def _fill(m: np.ndarray) -> np.ndarray:
+    reach = np.pad(m, 1)  # a ring of background connects every border pixel
+    cv2.floodFill(reach, None, (0, 0), 2, 0, 0, 4)
+    return (reach[1:-1, 1:-1] < 2).view(np.uint8)  # road (1) or a hole the border cannot reach (0)
 
 
 def reference_pixel(height: int, width: int) -> tuple[int, int]:
@@ -52,42 +75,46 @@ def reference_pixel(height: int, width: int) -> tuple[int, int]:
     return x, y
 
 
+def open_mask(mask: np.ndarray) -> np.ndarray:
+    """Step 1: morphological opening, 7x7 ellipse. Returns uint8 0/1."""
+    return _open(_u8(mask))
+
+
 def keep_road_component(mask: np.ndarray) -> np.ndarray:
     """Step 2: the 8-connected component holding the reference point, else the largest one."""
-    m = _u8(mask)
-    h, w = m.shape
-    x, y = reference_pixel(h, w)
-    if m[y, x]:
-        flood = np.zeros((h + 2, w + 2), np.uint8)
-        cv2.floodFill(m, flood, (x, y), 1, 0, 0, 8 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
-        return flood[1:-1, 1:-1].copy()
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
-    if count <= 1:
-        return np.zeros_like(m)
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return (labels == largest).astype(np.uint8)
+    return np.ascontiguousarray(_keep(_u8(mask)))
 
 
 def close_mask(mask: np.ndarray) -> np.ndarray:
     """Step 3: morphological closing, 9x9 ellipse, 2 iterations."""
-    return cv2.morphologyEx(_u8(mask), cv2.MORPH_CLOSE, CLOSE_KERNEL, iterations=CLOSE_ITERATIONS)
+    return _close(_u8(mask))
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Step 4: background regions that the border cannot reach by flood fill become road."""
-    m = _u8(mask)
-    padded = np.pad(m, 1)  # a ring of background connects every border pixel
-    reach = padded.copy()
-    cv2.floodFill(reach, None, (0, 0), 2, 0, 0, 4)
-    holes = reach[1:-1, 1:-1] == 0
-    out = m.copy()
-    out[holes] = 1
-    return out
+    return np.ascontiguousarray(_fill(_u8(mask)))
+
+
+# Closing and hole filling only look this far outside the road component's bounding box (closing:
+# 8 px of dilation, then 8 px of erosion around those), so running them on that box plus this
+# margin gives the full-frame result.
+_MARGIN = 2 * CLOSE_ITERATIONS * (CLOSE_KERNEL.shape[0] // 2) + 1
 
 
 def clean_mask(mask: np.ndarray) -> np.ndarray:
-    """All four steps on one ``[H, W]`` mask; returns bool."""
-    return fill_holes(close_mask(keep_road_component(open_mask(mask)))).astype(bool)
+    """All four steps on one ``[H, W]`` mask; returns bool. Steps 3 and 4 (the costly ones) run on
+    the kept component's bounding box plus a margin they cannot reach past: the same result as on
+    the full frame, at a fraction of the cost when the road fills part of the frame."""
+    road = _keep(_open(_u8(mask)))
+    h, w = road.shape
+    out = np.zeros((h, w), dtype=np.uint8)
+    bx, by, bw, bh = cv2.boundingRect(road)
+    if bw == 0:
+        return out.view(bool)
+    x0, y0 = max(0, bx - _MARGIN), max(0, by - _MARGIN)
+    x1, y1 = min(w, bx + bw + _MARGIN), min(h, by + bh + _MARGIN)
+    out[y0:y1, x0:x1] = _fill(_close(road[y0:y1, x0:x1]))
+    return out.view(bool)
 
 
 def clean_masks(masks: np.ndarray, workers: int = 0) -> np.ndarray:

@@ -45,7 +45,7 @@ class SegmentConfig:
     ``reprompt_every``: also prompt every N frames (0: only the first frame of the direction).
     ``tiny_seed``: torch seed for the random weights of the tiny profile. The default 4 is a seed
     whose random object-score head does not answer "no object" on every frame: with seeds 0, 1, 3,
-    6, 8, 9 every tiny mask is empty (see README, Stage 1). Its masks are still meaningless.
+    6, 8, 9, 14, 15 every tiny mask is empty (see README, Stage 1). Its masks are still meaningless.
     ``workers``: threads for image resizing, mask cleanup and PNG writing (0: one per CPU, max 8).
     """
 

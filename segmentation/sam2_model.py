@@ -109,8 +109,10 @@ def load_predictor(cfg: SegmentConfig, policy: DevicePolicy) -> LoadedPredictor:
     except (UsageError, KeyboardInterrupt):
         raise
     except Exception as exc:  # hub/network/checkpoint errors: one line, run-level failure
-        what = "tiny SAM2" if cfg.profile == "tiny" else (cfg.checkpoint or MODEL_HUB_IDS[cfg.model])
-        raise LanepaintError(f"cannot load SAM2 model {what}: {one_line(exc)}") from None
+        what = "tiny config" if cfg.profile == "tiny" else (cfg.checkpoint or MODEL_HUB_IDS[cfg.model])
+        reason = one_line(exc)
+        raise LanepaintError(f"cannot load SAM2 model: {reason}" if what in reason
+                             else f"cannot load SAM2 model {what}: {reason}") from None
     predictor.eval()
     description |= {
         "profile": cfg.profile,

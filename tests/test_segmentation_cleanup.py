@@ -236,3 +236,22 @@ def test_video_ids_from_file_stems():
     assert [i.error is None for i in items] == [True, False, False, False]
     assert "duplicate video id 'clip_0001'" in items[1].error and items[1].item_id == "/b/clip_0001.mp4"
     assert items[2].error.startswith("/c/bad name.mp4: invalid video id")
+
+
+def test_bounding_box_shortcut_equals_the_full_frame_steps():
+    rng = np.random.default_rng(5)
+    masks = [_road(), np.zeros((H, W), np.uint8), np.ones((H, W), np.uint8)]
+    m = np.zeros((H, W), np.uint8)
+    m[2:20, 3:30] = 1                 # reference point outside the box: largest component
+    m[10:14, 40:44] = 1
+    masks.append(m)
+    for _ in range(12):               # random blobs, some touching the borders
+        m = np.zeros((H, W), np.uint8)
+        for _ in range(int(rng.integers(1, 6))):
+            y, x = int(rng.integers(0, H)), int(rng.integers(0, W))
+            m[max(0, y - 12):y + 12, max(0, x - 15):x + 15] = 1
+        m[rng.random((H, W)) < 0.05] ^= 1
+        masks.append(m)
+    for m in masks:
+        full = fill_holes(close_mask(keep_road_component(open_mask(m)))).astype(bool)
+        assert np.array_equal(clean_mask(m), full)

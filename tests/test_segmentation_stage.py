@@ -21,6 +21,17 @@ from core.vp_data import VP_COLUMNS, load_masks, read_vp_clip  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
+@pytest.fixture(autouse=True)
+def _drop_cli_log_handlers():
+    """core.cli.main installs a stderr log handler bound to this test's captured stderr: remove it."""
+    import logging
+
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_lanepaint", False)]:
+        root.removeHandler(handler)
+
+
 def _clip(folder, seed, lanes="single white solid", seconds=2.0, name=None):
     spec = SceneSpec(width=128, height=80, fps=10, seconds=seconds, seed=seed, lanes=LaneSpec.parse(lanes))
     return write_clip(spec, str(folder), name=name).video_path
@@ -155,6 +166,7 @@ def test_each_bad_input_is_one_line_and_the_run_goes_on(tmp_path, capsys):
     (["--output-root", "ftp://host/out"], "bad output root"),
     (["--output-root", "FILE"], "is a file"),
     (["--max-frames", "0"], "max_frames"),
+    (["--profile", "full", "--vos-optimized", "--device", "cpu"], "needs a CUDA device"),
 ])
 def test_bad_usage_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
     blocker = tmp_path / "a_file"
@@ -186,3 +198,35 @@ def test_demo_step_gives_non_empty_masks(tmp_path):
     masks = load_masks(clip)
     assert clip.vp_ready and clip.frames == 52
     assert masks.any(axis=(1, 2)).all() and 0.05 < masks.mean() < 0.95
+
+
+def test_gs_input_and_gs_output_root(gcs_emulator, tmp_path):
+    """Remote input fetched once into the cache; both layouts written to a gs:// root; resume on gs://."""
+    import uuid
+
+    from segmentation.config import SegmentConfig
+    from segmentation.stage import run_segment
+    from tests.conftest import BUCKET
+
+    sub = f"{BUCKET}/seg-{uuid.uuid4().hex[:6]}"
+    storage.put(_clip(tmp_path, 4, seconds=1.0, name="gs_clip_0001"), f"gs://{sub}/in/chunk_0000/gs_clip_0001.mp4")
+    cfg = SegmentConfig(inputs=(f"chunks://{sub}/in",), run_id="g1", output_root=f"gs://{sub}/out",
+                        profile="tiny", cache_dir=str(tmp_path / "cache"))
+    result = run_segment(cfg)
+    assert result.ok == ("gs_clip_0001",) and result.exit_code == 0
+    lay = Layout(cfg.output_root)
+    clip = read_vp_clip(lay, "g1", "gs_clip_0001")
+    assert clip.frames == 8 and load_masks(clip).shape == (8, 80, 128)
+    assert len(storage.ls(lay.sam2_masks_dir("g1", "gs_clip_0001"))) == 8
+    assert storage.exists(lay.sam2_segmented_video("g1", "gs_clip_0001"))
+    assert json.loads(storage.read_text(result.manifest_uri))["items"]["gs_clip_0001"]["status"] == "ok"
+    assert run_segment(cfg).skipped == ("gs_clip_0001",)
+
+
+def test_model_that_cannot_load_fails_the_run_in_one_line_and_writes_nothing(tmp_path, capsys):
+    video = _clip(tmp_path, 5, seconds=0.5, name="clip_0005")
+    code = _segment("--input", video, "--run-id", "r1", "--output-root", str(tmp_path / "out"), "--profile", "full",
+                    "--device", "cpu", "--checkpoint", str(tmp_path / "missing_sam2.pt"))
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot load SAM2 model" in err and "missing_sam2.pt" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
