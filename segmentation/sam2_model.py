@@ -8,7 +8,8 @@ Profiles, one code path (only the loader differs):
   packaged config of ``--model`` or ``--model-config``. ``vos_optimized`` (torch.compile) on GPU.
 - ``tiny``: the Hiera-T config shrunk (64 px images, a 5-block trunk, one memory-attention layer,
   two memory frames) with random weights from ``torch.manual_seed(tiny_seed)``; CPU, float32,
-  about 8M parameters. Its masks are meaningless; they only exercise the pipeline code.
+  about 6.7M parameters, single-threaded. Its masks are meaningless; they only exercise the
+  pipeline code (the default seed is one whose masks are not all empty: see SegmentConfig).
 
 Frames decoded by core go straight into an inference state built here from the arrays (the same
 content ``init_state`` builds from a JPEG folder). Long clips run in windows of ``cfg.window``

@@ -25,6 +25,15 @@ def clip():
     return frames  # 12 frames
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: intra-op threads only cost time (the segmenter itself does the same)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def segmenter():
     return load_segmenter(SegmentConfig(profile="tiny"), resolve_device("cpu", "tiny"))
@@ -80,11 +89,11 @@ def test_state_rejects_bad_frames(segmenter):
 
 
 def test_segment_gives_video_sized_boolean_masks_restores_threads(segmenter, clip):
-    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
     masks = segmenter.segment(clip)
     assert masks.shape == clip.shape[:3] and masks.dtype == bool
     assert masks.any(axis=(1, 2)).all()   # the seeded tiny model gives a non-empty mask on every frame
-    assert torch.get_num_threads() == threads
+    assert torch.get_num_threads() == 2
     assert np.array_equal(segmenter.segment(clip), masks)   # deterministic
 
 
@@ -139,3 +148,14 @@ def test_backward_windows_and_reprompts(monkeypatch, segmenter, clip):
 
 def test_one_window_equals_no_window(segmenter, clip):
     assert np.array_equal(_with(segmenter, window=0).segment(clip), _with(segmenter, window=12).segment(clip))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("offload_video, offload_state", [(True, False), (False, True)])
+def test_tiny_on_gpu_under_autocast_with_offload_options(clip, offload_video, offload_state):
+    cfg = SegmentConfig(profile="tiny", device="cuda", window=5, offload_video_to_cpu=offload_video,
+                        offload_state_to_cpu=offload_state)
+    seg = load_segmenter(cfg, resolve_device("cuda", "tiny"))
+    assert seg.policy.is_cuda and seg.loaded.description["device"].startswith("cuda")
+    masks = seg.segment(clip)
+    assert masks.shape == clip.shape[:3] and masks.dtype == bool
