@@ -94,7 +94,8 @@ def upload(layout: Layout, run_id: str, video_id: str, local_folder: str, stats:
     the video incomplete (rerun) rather than looking done with mixed old and new files.
     """
     storage.rm(layout.vp_meta_csv(run_id, video_id))
-    storage.rm(layout.sam2_masks_dir(run_id, video_id), recursive=True)
+    storage.rm(layout.sam2_masks_dir(run_id, video_id), recursive=True)         # no stale frames
+    storage.rm(layout.sam2_visualizations_dir(run_id, video_id), recursive=True)
     storage.put(local_folder, layout.sam2_video(run_id, video_id))
     storage.write_text(layout.sam2_stats_json(run_id, video_id), json.dumps(stats, indent=2))
 

@@ -116,6 +116,8 @@ def test_done_when_two_clips_and_a_corrupt_file(tmp_path, capsys):
     assert _segment(*good_args, "--max-frames", "10", "--overwrite") == 0
     assert "segment r1: 2 ok, 0 skipped" in capsys.readouterr().out
     assert len(os.listdir(lay.sam2_masks_dir("r1", "clip_b.camera_front_wide_120fov"))) == 10  # no stale PNGs
+    assert sorted(os.listdir(lay.sam2_visualizations_dir("r1", "clip_b.camera_front_wide_120fov"))) == \
+        ["00000.png", "00004.png", "00009.png"]
 
 
 def test_each_bad_input_is_one_line_and_the_run_goes_on(tmp_path, capsys):
