@@ -69,7 +69,16 @@ def _synthesise(state: DemoState) -> str:
 
 # ---- step 1: segmentation (issue 3) -------------------------------------------------------------
 def _segment(state: DemoState) -> str:
-    return "not available yet"
+    from segmentation.config import SegmentConfig
+    from segmentation.stage import run_segment
+
+    result = run_segment(SegmentConfig(inputs=tuple(state.inputs), run_id=state.run_id,
+                                       output_root=state.output_root, profile="tiny"))
+    state.results["segment"] = result
+    state.exit_code = max(state.exit_code, result.exit_code)
+    failed = f", failed: {'; '.join(f'{i}: {r}' for i, r in result.failed)}" if result.failed else ""
+    return (f"{len(result.ok)} ok, {len(result.skipped)} skipped, {len(result.failed)} failed -> "
+            f"{result.get('vp_data_uri')}{failed}")
 
 
 # ---- step 2: editing (issues 4 and 5) -----------------------------------------------------------

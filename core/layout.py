@@ -2,7 +2,7 @@
 
 ```
 sam2/<run_id>/<video_id>/masks/00000.png ...      0 keep, 255 inpaint
-sam2/<run_id>/<video_id>/visualizations/...  + <video_id>_segmented.mp4
+sam2/<run_id>/<video_id>/visualizations/...  + <video_id>_segmented.mp4, <video_id>_stats.json
 preprocessed_data_vp/<run_id>/<video_id>/meta.csv
 preprocessed_data_vp/<run_id>/<video_id>/raw_videos/<video_id[:-3]>/<video_id>.0.mp4
 preprocessed_data_vp/<run_id>/<video_id>/mask_root/<video_id>/all_masks.npz
@@ -71,6 +71,10 @@ class Layout:
 
     def sam2_segmented_video(self, run_id: str, video_id: str) -> str:
         return storage.join(self.sam2_video(run_id, video_id), f"{video_id}_segmented.mp4")
+
+    def sam2_stats_json(self, run_id: str, video_id: str) -> str:
+        """Per-video segmentation stats: per-frame coverage, consecutive IoU, flagged frames, timings."""
+        return storage.join(self.sam2_video(run_id, video_id), f"{video_id}_stats.json")
 
     # ---- stage 1 -> 2 hand-off: VideoPainter data layout -------------------------------------
     def vp_data_run(self, run_id: str) -> str:

@@ -48,11 +48,24 @@ def test_cli_help_works_with_torch_blocked():
     assert "commands" in out.stdout
 
 
-VLA_LIGHT_MODULES = ["vla", "vla.config", "vla.cli", "vla.render_cli", "vla.stage", "vla.render"]
+# Entry modules of the stages: configs, CLIs and stage functions import their models lazily, so
+# the orchestrator image (no torch) can import them.
+STAGE_LIGHT_MODULES = [
+    "segmentation", "segmentation.config", "segmentation.cli", "segmentation.prompts",
+    "segmentation.cleanup", "segmentation.outputs", "segmentation.stage",
+    "vla", "vla.config", "vla.cli", "vla.render_cli", "vla.stage", "vla.render",
+]
 
 
-@pytest.mark.parametrize("module", VLA_LIGHT_MODULES)
-def test_vla_entry_modules_import_with_torch_blocked(module):
-    """Stage 3 needs no torch unless Alpamayo-R1 is selected (the baseline and renderer run anywhere)."""
+@pytest.mark.parametrize("module", STAGE_LIGHT_MODULES)
+def test_stage_entry_modules_import_with_torch_blocked(module):
     out = _run(BLOCK_HEAVY + f"import {module}\nprint('ok')")
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("command, flag", [("segment", "--max-frames"), ("evaluate", "--video-data")])
+def test_stage_help_works_with_torch_blocked(command, flag):
+    out = _run(BLOCK_HEAVY + "import sys\nfrom core.cli import main\n"
+               f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit as e:\n    print('exit', e.code)")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert flag in out.stdout and "exit 0" in out.stdout

@@ -15,6 +15,7 @@ def test_paths_follow_the_architecture(tmp_path):
     vid = "clip001.camera_front_wide_120fov"
     assert lay.sam2_masks_dir("r1", vid).endswith(f"sam2/r1/{vid}/masks")
     assert lay.sam2_segmented_video("r1", vid).endswith(f"sam2/r1/{vid}/{vid}_segmented.mp4")
+    assert lay.sam2_stats_json("r1", vid).endswith(f"sam2/r1/{vid}/{vid}_stats.json")
     assert lay.vp_raw_video("r1", vid).endswith(f"preprocessed_data_vp/r1/{vid}/raw_videos/{vid[:-3]}/{vid}.0.mp4")
     assert lay.vp_masks_npz("r1", vid).endswith(f"preprocessed_data_vp/r1/{vid}/mask_root/{vid}/all_masks.npz")
     assert lay.vp_edit_video("r2", "single_solid_white", vid).endswith(

@@ -1,0 +1,181 @@
+"""Stage 1: ``run_segment(cfg) -> StageResult``: SAM2 road masks for every input video.
+
+Per video: fetch (remote inputs cached by URI) -> decode at ``fps`` (at most ``max_frames``) ->
+SAM2 prompt + propagation -> cleanup in a thread pool -> PNG masks, visualisations, stats ->
+the VideoPainter hand-off (``meta.csv`` last). A bad video is recorded with a one-line reason and
+the run goes on; a video whose outputs are complete is skipped unless ``overwrite``. The model is
+loaded once per call (and only when some video needs it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from core import storage, videoio
+from core.chunks import expand_inputs
+from core.device import memory_snapshot, resolve_device
+from core.errors import LanepaintError, StorageError, UsageError
+from core.ids import new_run_id, validate_id
+from core.layout import Layout
+from core.manifest import RunManifest
+from core.runner import FAILED, ItemRunner, RunSummary, StageResult, Timings
+from core.vp_data import write_vp_clip
+from segmentation.cleanup import clean_masks, default_workers, mask_stats
+from segmentation.config import SegmentConfig, edit_command
+from segmentation.outputs import is_complete, temp_folder, upload, write_local
+
+log = logging.getLogger(__name__)
+
+STAGE = "segment"
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    uri: str
+    video_id: str | None        # None when the file name gives no usable id
+    error: str | None = None    # known before running (bad id, duplicate)
+
+    @property
+    def item_id(self) -> str:
+        return self.video_id or self.uri
+
+
+def video_id_for(uri: str) -> str:
+    """The file stem: ``.../clip.camera_front_wide_120fov.mp4`` -> ``clip.camera_front_wide_120fov``."""
+    stem = os.path.splitext(storage.basename(uri))[0]
+    validate_id(stem, "video id")
+    if len(stem) < 4:  # VideoPainter's folder is video_id[:-3]
+        raise LanepaintError(f"invalid video id {stem!r}: VideoPainter's layout needs at least 4 characters")
+    return stem
+
+
+def plan_items(videos: list[str]) -> list[VideoItem]:
+    """One item per video; a bad file name or a second video with the same id is a failed item."""
+    items, seen = [], {}
+    for uri in videos:
+        try:
+            vid = video_id_for(uri)
+        except LanepaintError as exc:
+            items.append(VideoItem(uri, None, f"{uri}: {exc}"))
+            continue
+        if vid in seen:
+            items.append(VideoItem(uri, None, f"{uri}: duplicate video id {vid!r} (also {seen[vid]})"))
+            continue
+        seen[vid] = uri
+        items.append(VideoItem(uri, vid))
+    return items
+
+
+def check_output_root(root: str) -> None:
+    """A usage error (nothing written) unless ``root`` is a usable output location."""
+    try:
+        kind = storage.scheme(root)
+        storage.filesystem(root)
+    except StorageError as exc:
+        raise UsageError(f"bad output root {root!r}: {exc}") from None
+    if kind != "local":
+        return
+    path = os.path.abspath(storage.local_path(root))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"bad output root {root!r}: it is a file, not a folder")
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"bad output root {root!r}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"bad output root {root!r}: {existing} is not writable")
+
+
+class _Segment:
+    """The per-video function, with the lazily loaded segmenter shared across videos."""
+
+    def __init__(self, cfg: SegmentConfig, layout: Layout, run_id: str, policy: Any, manifest: RunManifest):
+        self.cfg, self.layout, self.run_id, self.policy, self.manifest = cfg, layout, run_id, policy, manifest
+        self.workers = default_workers(cfg.workers)
+        self.segmenter: Any = None
+
+    def load(self) -> None:
+        from segmentation.sam2_model import load_segmenter
+
+        self.segmenter = load_segmenter(self.cfg, self.policy)
+        self.manifest.set_model("sam2", self.segmenter.loaded.description)
+
+    def __call__(self, item: VideoItem, timings: Timings) -> dict[str, Any]:
+        if item.error:
+            raise LanepaintError(item.error)
+        cfg, vid = self.cfg, item.video_id
+        assert vid is not None
+        with timings.phase("fetch"):
+            local = storage.fetch(item.uri, cfg.cache_dir or storage.DEFAULT_CACHE_DIR)
+        with timings.phase("decode"):
+            frames = videoio.decode(local, fps=cfg.fps, max_frames=cfg.max_frames)
+        with timings.phase("segment"):
+            raw = self.segmenter.segment(frames)
+        with timings.phase("clean"):
+            masks = clean_masks(raw, self.workers)
+            stats = mask_stats(masks)
+        if stats.low_coverage_frames:
+            log.warning("%s: %d frame(s) below 1%% road coverage: %s", vid, len(stats.low_coverage_frames),
+                        list(stats.low_coverage_frames)[:10])
+        with temp_folder() as tmp:
+            with timings.phase("write"):
+                write_local(tmp, vid, frames, masks, cfg.fps, self.workers)
+            record = {"video_id": vid, "source": item.uri, "profile": cfg.profile, "fps": cfg.fps,
+                      "width": int(frames.shape[2]), "height": int(frames.shape[1]),
+                      "raw_mean_coverage": round(float(raw.mean()), 6), **stats.as_dict(),
+                      "timings": timings.as_dict()}
+            with timings.phase("upload"):
+                upload(self.layout, self.run_id, vid, tmp, record)
+        with timings.phase("handoff"):
+            clip = write_vp_clip(self.layout, self.run_id, vid, frames, masks, fps=cfg.fps, caption=cfg.caption)
+        return {**stats.summary(), "width": clip.width, "height": clip.height, "vp_ready": clip.vp_ready,
+                "note": clip.note, "masks_uri": self.layout.sam2_masks_dir(self.run_id, vid),
+                "vp_meta_uri": clip.meta_uri, "memory": memory_snapshot(self.policy.device)}
+
+
+def run_segment(cfg: SegmentConfig) -> StageResult:
+    """Segment the road in every input video; write both layouts and the run manifest."""
+    run_id = cfg.run_id or new_run_id()
+    cfg = dataclasses.replace(cfg, run_id=run_id)
+    root = cfg.output_root
+    check_output_root(root)
+    if not cfg.inputs:
+        raise UsageError("no inputs: give at least one --input (path, gs:// or chunks:// URI)")
+    layout = Layout(root)
+    run_uri = layout.sam2_run(run_id)
+    policy = resolve_device(cfg.device, cfg.profile)
+    if cfg.vos_optimized and not policy.is_cuda:
+        raise UsageError("vos_optimized (torch.compile of SAM2) needs a CUDA device")
+
+    videos, bad_entries = expand_inputs(list(cfg.inputs))
+    items = plan_items(videos)
+    manifest = RunManifest(STAGE, run_uri, run_id, cfg, cfg.profile)
+    segment = _Segment(cfg, layout, run_id, policy, manifest)
+
+    def done(item: VideoItem) -> bool:
+        return item.error is None and is_complete(layout, run_id, item.video_id)
+
+    pending = [i for i in items if i.error is None and (cfg.overwrite or not done(i))]
+    if pending:
+        segment.load()
+    log.info("segment %s: %d video(s) (%d to run) from %d input(s) -> %s", run_id, len(items), len(pending),
+             len(cfg.inputs), run_uri)
+
+    summary = RunSummary(STAGE)
+    for entry, error in bad_entries.items():
+        summary.add_failure(entry, error)
+        manifest.record(summary.results[-1])
+    runner = ItemRunner(stage=STAGE, item_id=lambda i: i.item_id, is_done=done, overwrite=cfg.overwrite,
+                        on_result=manifest.record)
+    runner.run(items, segment, summary)
+    manifest_uri = manifest.finalize(summary)
+    usable = any(r.status != FAILED for r in summary.results)
+    return StageResult.from_summary(
+        summary, run_id, root, run_uri, manifest_uri,
+        next_command=edit_command(run_id, root, cfg.profile) if usable else "",
+        vp_data_uri=layout.vp_data_run(run_id))

@@ -1,0 +1,234 @@
+"""``lanepaint segment`` end to end with the tiny profile: outputs, bad inputs, usage errors, resume."""
+
+import csv
+import json
+import os
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sam2")
+
+from core import storage, videoio  # noqa: E402
+from core.cli import main  # noqa: E402
+from core.layout import Layout  # noqa: E402
+from core.synth import LaneSpec, SceneSpec, write_clip  # noqa: E402
+from core.vp_data import VP_COLUMNS, load_masks, read_vp_clip  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(autouse=True)
+def _drop_cli_log_handlers():
+    """core.cli.main installs a stderr log handler bound to this test's captured stderr: remove it."""
+    import logging
+
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_lanepaint", False)]:
+        root.removeHandler(handler)
+
+
+def _clip(folder, seed, lanes="single white solid", seconds=2.0, name=None):
+    spec = SceneSpec(width=128, height=80, fps=10, seconds=seconds, seed=seed, lanes=LaneSpec.parse(lanes))
+    return write_clip(spec, str(folder), name=name).video_path
+
+
+def _audio_only(path):
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    return str(path)
+
+
+def _segment(*args):
+    return main(["segment", "--profile", "tiny", *args])
+
+
+def test_done_when_two_clips_and_a_corrupt_file(tmp_path, capsys):
+    good = [_clip(tmp_path, 0, name="clip_a.camera_front_wide_120fov"),
+            _clip(tmp_path, 1, "double yellow dashed", name="clip_b.camera_front_wide_120fov")]
+    corrupt = tmp_path / "corrupt_clip.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video" * 10)
+    root = str(tmp_path / "out")
+    args = ["--input", *good, str(corrupt), "--run-id", "r1", "--output-root", root, "--max-frames", "12"]
+
+    assert _segment(*args) == 1
+    out = capsys.readouterr().out
+    edit = f"lanepaint edit --data-run-id r1 --output-root {root} --profile tiny"
+    assert out.startswith("segment run id: r1") and out.count(edit) == 2   # at start and at the end
+    assert "segment r1: 2 ok, 0 skipped (already done), 1 failed" in out
+    assert f"FAILED corrupt_clip: {corrupt}: not a readable video" in out
+
+    lay = Layout(root)
+    for path in good:
+        vid = os.path.basename(path)[:-4]
+        # VideoPainter layout
+        clip = read_vp_clip(lay, "r1", vid)
+        with open(clip.meta_uri, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert tuple(rows[0])[:6] == VP_COLUMNS and {"frames", "width", "height", "coverage"} <= set(rows[0])
+        assert (rows[0]["path"], rows[0]["fps"], rows[0]["mask_id"]) == (f"{vid}.0.mp4", "8", "1")
+        assert (clip.frames, clip.width, clip.height, clip.vp_ready) == (12, 128, 80, False)
+        assert "too short for VideoPainter" in rows[0]["note"]
+        assert clip.video_uri.endswith(f"raw_videos/{vid[:-3]}/{vid}.0.mp4")
+        info = videoio.probe(clip.video_uri)
+        assert (info.frame_count, info.fps, info.width, info.height) == (12, 8.0, 128, 80)
+        labels = np.load(clip.masks_uri, allow_pickle=False)["arr_0"]
+        assert labels.dtype == np.uint8 and labels.shape == (12, 80, 128)
+        assert set(np.unique(labels)) == {0, 1}
+        # sam2 layout: PNGs 0/255 equal to the label map
+        pngs = sorted(os.listdir(lay.sam2_masks_dir("r1", vid)))
+        assert pngs == [f"{t:05d}.png" for t in range(12)]
+        for t in (0, 11):
+            png = cv2.imread(os.path.join(lay.sam2_masks_dir("r1", vid), pngs[t]), cv2.IMREAD_UNCHANGED)
+            assert png.dtype == np.uint8 and png.shape == (80, 128) and set(np.unique(png)) <= {0, 255}
+            assert np.array_equal(png == 255, load_masks(clip)[t])
+        assert videoio.probe(lay.sam2_segmented_video("r1", vid)).frame_count == 12
+        assert sorted(os.listdir(lay.sam2_visualizations_dir("r1", vid))) == ["00000.png", "00006.png", "00011.png"]
+        stats = json.loads(storage.read_text(lay.sam2_stats_json("r1", vid)))
+        assert len(stats["coverage"]) == 12 and len(stats["consecutive_iou"]) == 11
+        assert stats["coverage"][0] == pytest.approx(labels[0].mean(), abs=1e-6)
+        assert {"decode", "segment", "clean", "write"} <= set(stats["timings"])
+
+    manifest = json.loads(storage.read_text(os.path.join(root, "sam2", "r1", "manifest.json")))
+    assert manifest["profile"] == "tiny" and "profile_note" in manifest
+    assert manifest["models"]["sam2"]["image_size"] == 64
+    item = manifest["items"]["clip_a.camera_front_wide_120fov"]
+    assert item["status"] == "ok" and {"decode", "segment", "clean", "write", "upload", "handoff"} <= set(item["timings"])
+    assert "low_coverage_frames" in item["details"] and "mean_consecutive_iou" in item["details"]
+    assert manifest["items"]["corrupt_clip"]["status"] == "failed"
+
+    # rerun: finished clips are skipped, the bad one is reported again
+    assert _segment(*args) == 1
+    assert "segment r1: 0 ok, 2 skipped (already done), 1 failed" in capsys.readouterr().out
+    # an incomplete clip (marker gone) is redone; --overwrite redoes everything
+    os.remove(lay.vp_meta_csv("r1", "clip_a.camera_front_wide_120fov"))
+    good_args = ["--input", *good, "--run-id", "r1", "--output-root", root]
+    assert _segment(*good_args, "--max-frames", "12") == 0
+    assert "segment r1: 1 ok, 1 skipped (already done), 0 failed" in capsys.readouterr().out
+    assert _segment(*good_args, "--max-frames", "10", "--overwrite") == 0
+    assert "segment r1: 2 ok, 0 skipped" in capsys.readouterr().out
+    assert len(os.listdir(lay.sam2_masks_dir("r1", "clip_b.camera_front_wide_120fov"))) == 10  # no stale PNGs
+    assert sorted(os.listdir(lay.sam2_visualizations_dir("r1", "clip_b.camera_front_wide_120fov"))) == \
+        ["00000.png", "00004.png", "00009.png"]
+
+
+def test_each_bad_input_is_one_line_and_the_run_goes_on(tmp_path, capsys):
+    from segmentation.config import SegmentConfig
+    from segmentation.stage import run_segment
+
+    good = _clip(tmp_path, 3, name="good_clip")
+    remote_good = "memory://lanepaint-seg-test/in/remote_clip.mp4"
+    storage.put(good, remote_good)
+    (tmp_path / "zero_bytes.mp4").write_bytes(b"")
+    (tmp_path / "notes_clip.mp4").write_text("this is a text file, not a video\n")
+    (tmp_path / "empty_bucket").mkdir()
+    bad = {
+        "missing_clip": str(tmp_path / "missing_clip.mp4"),
+        "zero_bytes": str(tmp_path / "zero_bytes.mp4"),
+        "notes_clip": str(tmp_path / "notes_clip.mp4"),
+        "audio_only": _audio_only(tmp_path / "audio_only.mp4"),
+        "gone_clip": "memory://lanepaint-seg-test/nowhere/gone_clip.mp4",
+        f"chunks://{tmp_path}/empty_bucket?fs=file": f"chunks://{tmp_path}/empty_bucket?fs=file",
+        "chunks://bucket/x?colour=red": "chunks://bucket/x?colour=red",
+    }
+    cfg = SegmentConfig(inputs=(good, remote_good, *bad.values()), run_id="r2", output_root=str(tmp_path / "out"),
+                        profile="tiny", max_frames=6, cache_dir=str(tmp_path / "cache"))
+    result = run_segment(cfg)
+    assert result.exit_code == 1
+    assert set(result.ok) == {"good_clip", "remote_clip"}
+    reasons = dict(result.failed)
+    assert set(reasons) == set(bad)
+    expected = {
+        "missing_clip": "missing_clip.mp4: not found",
+        "zero_bytes": "zero_bytes.mp4: empty file (0 bytes)",
+        "notes_clip": "notes_clip.mp4: not a readable video",
+        "audio_only": "audio_only.mp4: no video stream",
+        "gone_clip": "memory://lanepaint-seg-test/nowhere/gone_clip.mp4: not found",
+        f"chunks://{tmp_path}/empty_bucket?fs=file": "no .mp4 videos found",
+        "chunks://bucket/x?colour=red": "unknown key 'colour'",
+    }
+    for item, text in expected.items():
+        assert text in reasons[item] and "\n" not in reasons[item], (item, reasons[item])
+    assert result.get("vp_data_uri") == Layout(str(tmp_path / "out")).vp_data_run("r2")
+    assert "--data-run-id r2" in result.next_command
+    assert os.listdir(tmp_path / "cache")   # the remote input was fetched into the cache
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--run-id", "../escape"], "invalid run id"),
+    (["--run-id", "has space"], "invalid run id"),
+    (["--output-root", "ftp://host/out"], "bad output root"),
+    (["--output-root", "FILE"], "is a file"),
+    (["--max-frames", "0"], "max_frames"),
+    (["--profile", "full", "--vos-optimized", "--device", "cpu"], "needs a CUDA device"),
+])
+def test_bad_usage_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    args = [str(blocker) if a == "FILE" else a for a in args]
+    if "--output-root" not in args:
+        args += ["--output-root", str(tmp_path / "out")]
+    if "--run-id" not in args:
+        args += ["--run-id", "r1"]
+    before = sorted(os.listdir(tmp_path))
+    assert _segment("--input", str(tmp_path / "whatever_clip.mp4"), *args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_demo_step_gives_non_empty_masks(tmp_path):
+    """The demo's synthetic clip through the real tiny model: stage 2 needs a non-empty mask."""
+    from core.demo import DEMO_LANES, DemoState, _segment, _synthesise
+
+    state = DemoState(output_root=str(tmp_path / "out"), run_id="demo1", seconds=6.5, size=(320, 192))
+    _synthesise(state)
+    line = _segment(state)
+    assert state.exit_code == 0 and line.startswith("1 ok, 0 skipped, 0 failed")
+    result = state.results["segment"]
+    vid = result.ok[0]
+    assert DEMO_LANES[0].replace(" ", "_") in vid
+    clip = read_vp_clip(Layout(state.output_root), "demo1", vid)
+    masks = load_masks(clip)
+    assert clip.vp_ready and clip.frames == 52
+    assert masks.any(axis=(1, 2)).all() and 0.05 < masks.mean() < 0.95
+
+
+def test_gs_input_and_gs_output_root(gcs_emulator, tmp_path):
+    """Remote input fetched once into the cache; both layouts written to a gs:// root; resume on gs://."""
+    import uuid
+
+    from segmentation.config import SegmentConfig
+    from segmentation.stage import run_segment
+    from tests.conftest import BUCKET
+
+    sub = f"{BUCKET}/seg-{uuid.uuid4().hex[:6]}"
+    storage.put(_clip(tmp_path, 4, seconds=1.0, name="gs_clip_0001"), f"gs://{sub}/in/chunk_0000/gs_clip_0001.mp4")
+    cfg = SegmentConfig(inputs=(f"chunks://{sub}/in",), run_id="g1", output_root=f"gs://{sub}/out",
+                        profile="tiny", cache_dir=str(tmp_path / "cache"))
+    result = run_segment(cfg)
+    assert result.ok == ("gs_clip_0001",) and result.exit_code == 0
+    lay = Layout(cfg.output_root)
+    clip = read_vp_clip(lay, "g1", "gs_clip_0001")
+    assert clip.frames == 8 and load_masks(clip).shape == (8, 80, 128)
+    assert len(storage.ls(lay.sam2_masks_dir("g1", "gs_clip_0001"))) == 8
+    assert storage.exists(lay.sam2_segmented_video("g1", "gs_clip_0001"))
+    assert json.loads(storage.read_text(result.manifest_uri))["items"]["gs_clip_0001"]["status"] == "ok"
+    assert run_segment(cfg).skipped == ("gs_clip_0001",)
+
+
+def test_model_that_cannot_load_fails_the_run_in_one_line_and_writes_nothing(tmp_path, capsys):
+    video = _clip(tmp_path, 5, seconds=0.5, name="clip_0005")
+    code = _segment("--input", video, "--run-id", "r1", "--output-root", str(tmp_path / "out"), "--profile", "full",
+                    "--device", "cpu", "--checkpoint", str(tmp_path / "missing_sam2.pt"))
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot load SAM2 model" in err and "missing_sam2.pt" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
