@@ -34,8 +34,19 @@ EPILOG = """exit codes: 0 success, 1 an item or the run failed (see the summary)
 Run `lanepaint <command> --help` for the options of one command."""
 
 
+_VALUE_OPTIONS = ("--log-level",)  # top-level options that take a value
+
+
 def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand named in argv: the first word that is neither an option nor an option's value."""
+    skip_next = False
     for arg in argv:
+        if skip_next:
+            skip_next = False
+            continue
+        if arg in _VALUE_OPTIONS:
+            skip_next = True
+            continue
         if not arg.startswith("-"):
             return arg if arg in COMMANDS else None
     return None

@@ -14,6 +14,22 @@ _NOISY = ("urllib3", "fsspec", "gcsfs", "google", "asyncio", "httpx", "httpcore"
           "PIL", "matplotlib", "aiohttp", "flyte", "hydra")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (not the one at setup), so a handler set up
+    by one CLI call keeps working after stderr is swapped (tests capturing output, notebooks)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: D401
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(level: str | int = "INFO") -> None:
     """Configure the root logger once for a command-line run (library code only uses loggers)."""
     if isinstance(level, str):
@@ -21,10 +37,9 @@ def setup_logging(level: str | int = "INFO") -> None:
         if not isinstance(level, int):
             level = logging.INFO
     root = logging.getLogger()
-    if not any(getattr(h, "_lanepaint", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
-        handler._lanepaint = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
     for name in _NOISY:

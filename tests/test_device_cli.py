@@ -42,3 +42,29 @@ def test_demo_synthesises_a_clip(tmp_path, capsys):
                  "--size", "96x64"]) == 0
     assert (tmp_path / "demo_inputs" / "demo_t").is_dir()
     assert "lanepaint demo demo_t" in capsys.readouterr().out
+
+
+def test_top_level_option_value_is_not_taken_for_the_command(tmp_path):
+    code = main(["--log-level", "WARNING", "synth", "--out", str(tmp_path), "--seconds", "0.2",
+                 "--width", "64", "--height", "48"])
+    assert code == 0 and any(p.suffix == ".mp4" for p in tmp_path.iterdir())
+
+
+def test_log_handler_follows_current_stderr(capsys):
+    import logging
+    import sys
+
+    from core.logs import setup_logging
+
+    setup_logging("INFO")
+    logging.getLogger("lanepaint.test").info("first message")
+    assert "first message" in capsys.readouterr().err
+    old = sys.stderr
+    try:
+        import io
+
+        sys.stderr = buf = io.StringIO()
+        logging.getLogger("lanepaint.test").info("second message")
+    finally:
+        sys.stderr = old
+    assert "second message" in buf.getvalue()
