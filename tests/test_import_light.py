@@ -46,3 +46,13 @@ def test_cli_help_works_with_torch_blocked():
                "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "commands" in out.stdout
+
+
+# Stage 2 quality: the judge's parsing/prompts and the eval report need no torch (issue 5).
+QUALITY_LIGHT_MODULES = ["generation.judge_parse", "generation.judge_prompts", "generation.metrics_report"]
+
+
+@pytest.mark.parametrize("module", QUALITY_LIGHT_MODULES)
+def test_quality_light_modules_import_with_torch_blocked(module):
+    out = _run(BLOCK_HEAVY + f"import {module}\nprint('ok')")
+    assert out.returncode == 0, out.stderr[-2000:]
