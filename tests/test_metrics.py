@@ -209,3 +209,26 @@ def test_eval_txt_and_json(storage_root, scorer, pair):
     if scores["lpips"]["available"] is False:
         assert "LPIPS                  unavailable (" in text
     assert text == format_eval_txt(record)
+
+
+def test_full_clip_loader_reads_a_local_checkpoint_folder(scorer, pair, tmp_path):
+    from generation.clip_model import load_clip
+
+    scorer.clip_score.model.save_pretrained(tmp_path)
+    scorer.clip_score.tokenizer.save_pretrained(tmp_path)
+    full = load_clip(str(tmp_path), "full", scorer.policy)
+    frames = torch.from_numpy(pair[0])
+    assert torch.allclose(full.image_embeds(frames), scorer.clip_score.image_embeds(frames), atol=1e-6)
+    assert torch.allclose(full.text_embeds(["two white lines"]), scorer.clip_score.text_embeds(["two white lines"]),
+                          atol=1e-6)
+    assert full.describe()["source"] == str(tmp_path)
+
+
+def test_negative_strides_and_numeric_masks_are_accepted(scorer, pair):
+    original, edited = pair
+    mask = np.zeros(original.shape[:3], np.uint8)
+    mask[:, 20:, 10:40] = 255                              # 0/255 masks: > 0.5 is the edited area
+    flipped = scorer.score(original[..., ::-1], edited[..., ::-1], mask, "x")
+    as_bool = scorer.score(np.ascontiguousarray(original[..., ::-1]), np.ascontiguousarray(edited[..., ::-1]),
+                           mask > 0, "x")
+    assert flipped["masked"]["mse"] == pytest.approx(as_bool["masked"]["mse"])

@@ -129,3 +129,17 @@ def test_judge_loop_end_to_end_with_tiny_qwen(vlm, frames, tmp_path):
     summary = json.loads(storage.read_text(str(tmp_path / "clip_0001_caption_refine" / "summary.json")))
     assert summary["first_frame"]["final_verdict"] == FAIL and summary["compliance"]["checked"] == 3
     assert len(list((tmp_path / "clip_0001_caption_refine").glob("attempt_*_answer.txt"))) == 3
+
+
+def test_full_loader_reads_a_local_checkpoint_folder(vlm, frames, tmp_path):
+    """The `full` path (tokenizer, image processor and model from a folder) gives the tiny model's answers."""
+    vlm._model.save_pretrained(tmp_path)
+    vlm._processor.tokenizer.save_pretrained(tmp_path)
+    vlm._processor.image_processor.save_pretrained(tmp_path)
+    full = QwenVLM("full", model=str(tmp_path), device="cpu").load()
+    assert full.source == str(tmp_path) and full.plan == {"device_map": {"": "cpu"}}
+    clip, _ = frames
+    question = "Which colour are the lines?"
+    assert full.ask(clip[2], question, temperature=0.0, max_new_tokens=5) == \
+        vlm.ask(clip[2], question, temperature=0.0, max_new_tokens=5)
+    assert full.describe()["parameters"] == vlm.describe()["parameters"]
