@@ -70,6 +70,12 @@ class Verdict:
         return out
 
 
+def _excerpt(text: Any, limit: int) -> str:
+    """A short, single-line, printable excerpt of untrusted text (safe for logs and reasons)."""
+    clean = "".join(ch for ch in str(text) if ch.isprintable() or ch.isspace())
+    return " ".join(clean.split())[:limit]
+
+
 def _norm_key(key: Any) -> str:
     return re.sub(r"[^a-z0-9]+", "_", str(key).strip().lower()).strip("_")
 
@@ -99,10 +105,10 @@ def _as_bool(value: Any) -> tuple[bool | None, str]:
             return True, ""
         if word in _FALSE_WORDS:
             return False, ""
-        return None, value[:200]
+        return None, _excerpt(value, 200)
     if isinstance(value, dict):
         lowered = {_norm_key(k): v for k, v in value.items()}
-        note = next((str(lowered[k])[:500] for k in ("note", "reason", "comment", "explanation") if k in lowered), "")
+        note = next((_excerpt(lowered[k], 500) for k in ("note", "reason", "comment", "explanation") if k in lowered), "")
         for key in ("pass", "passed", "ok", "result", "verdict", "value"):
             if key in lowered:
                 flag, _ = _as_bool(lowered[key])
@@ -165,14 +171,14 @@ def parse_verdict(raw: Any, require_caption: bool = True, allow_fence: bool = Tr
     if remarks and not allow_fence:
         _fail(out, "answer was in a code fence")
     if outside.strip():
-        _fail(out, f"extra text outside the JSON object: {' '.join(outside.split())[:120]!r}")
+        _fail(out, f"extra text outside the JSON object: {_excerpt(outside, 120)!r}")
     fields = {_norm_key(k): v for k, v in obj.items()}
 
     verdict = fields.get("verdict")
     if verdict is None:
         _fail(out, "verdict missing")
     elif not isinstance(verdict, str) or verdict.strip().upper() not in (PASS, FAIL):
-        _fail(out, f"unknown verdict {str(verdict)[:40]!r}")
+        _fail(out, f"unknown verdict {_excerpt(verdict, 40)!r}")
     else:
         out.model_verdict = verdict.strip().upper()
 

@@ -48,7 +48,7 @@ def caption_prompt(instruction: str) -> str:
 
 
 def _schema(with_caption: bool) -> str:
-    checks = ",\n".join(f'    "{key}": {{"pass": true, "note": "<{text}>"}}' for key, text in ATTRIBUTES)
+    checks = ",\n".join(f'    "{key}": {{"pass": true or false, "note": "<{text}>"}}' for key, text in ATTRIBUTES)
     caption = (',\n  "revised_caption": "<a better caption for the inpainting model if FAIL, '
                'else the caption used>"') if with_caption else ""
     return ("{\n"

@@ -119,3 +119,9 @@ def test_prompts_carry_instruction_caption_and_every_attribute():
         assert f'"{key}"' in p
     c = compliance_prompt("Add a double solid yellow line")
     assert "revised_caption" not in c and '"verdict"' in c
+
+
+def test_reasons_carry_no_control_characters():
+    v = parse_verdict("\x1b[2J\x1b]0;owned\x07 " + answer())
+    assert v.verdict == FAIL
+    assert all(ch.isprintable() for reason in v.reasons for ch in reason)

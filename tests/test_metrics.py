@@ -232,3 +232,15 @@ def test_negative_strides_and_numeric_masks_are_accepted(scorer, pair):
     as_bool = scorer.score(np.ascontiguousarray(original[..., ::-1]), np.ascontiguousarray(edited[..., ::-1]),
                            mask > 0, "x")
     assert flipped["masked"]["mse"] == pytest.approx(as_bool["masked"]["mse"])
+
+
+@pytest.mark.gpu
+def test_gpu_pixel_metrics_match_cpu(scorer, pair):
+    original, edited = pair
+    mask = np.zeros(original.shape[:3], bool)
+    mask[:, 20:, 10:40] = True
+    on_gpu = QualityScorer("tiny", device="cuda").score(original, edited, mask, "lane")
+    on_cpu = scorer.score(original, edited, mask, "lane")
+    for block in ("full", "masked", "background"):
+        for key in ("psnr", "ssim", "mse", "mae"):
+            assert on_gpu[block][key] == pytest.approx(on_cpu[block][key], abs=1e-9)

@@ -143,3 +143,14 @@ def test_full_loader_reads_a_local_checkpoint_folder(vlm, frames, tmp_path):
     assert full.ask(clip[2], question, temperature=0.0, max_new_tokens=5) == \
         vlm.ask(clip[2], question, temperature=0.0, max_new_tokens=5)
     assert full.describe()["parameters"] == vlm.describe()["parameters"]
+
+
+@pytest.mark.gpu
+def test_unload_gives_the_gpu_memory_back():
+    torch.cuda.empty_cache()
+    before = torch.cuda.memory_allocated()
+    vlm = QwenVLM("tiny", device="cuda", unload_after_use=True).load()
+    assert torch.cuda.memory_allocated() > before
+    assert isinstance(vlm.ask(np.zeros((56, 56, 3), np.uint8), "x", max_new_tokens=2), str)
+    vlm.maybe_unload()
+    assert torch.cuda.memory_allocated() == before
