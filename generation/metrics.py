@@ -198,7 +198,7 @@ class QualityScorer:
         frames, height, width = original.shape[:3]
         per: dict[str, dict[str, list[torch.Tensor]]] = {k: {} for k in ("full", "masked", "background")}
         emb: dict[str, list[torch.Tensor]] = {"score": [], "score_m": [], "temp": [], "temp_m": []}
-        has_mask, coverage = [], 0.0
+        mask_pixels: list[torch.Tensor] = []
         text = self.clip_score.text_embeds([instruction])
         starts = range(0, frames, self.batch_size)
         for start in progress(starts, desc="metrics", total=len(starts), unit="batch"):
@@ -223,9 +223,10 @@ class QualityScorer:
             emb["score_m"].append(self.clip_score.image_embeds(e_masked))
             emb["temp"].append(self.clip_temporal.image_embeds(e8))
             emb["temp_m"].append(self.clip_temporal.image_embeds(e_masked))
-            has_mask.append(m.flatten(1).any(dim=1))
-            coverage += float(m.sum())
-        present = torch.cat(has_mask)
+            mask_pixels.append(m.flatten(1).sum(dim=1))
+        pixels = torch.cat(mask_pixels)
+        present = pixels > 0
+        coverage = float(pixels.sum())
         clip = {k: torch.cat(v) for k, v in emb.items()}
         full_frame = {k: torch.cat(v).cpu() for k, v in per["full"].items()}
         masked = {k: torch.cat(v).cpu() for k, v in per["masked"].items()}
