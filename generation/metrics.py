@@ -44,7 +44,7 @@ from core.device import DevicePolicy, resolve_device
 from core.errors import LanepaintError, one_line
 from core.logs import progress
 from generation.clip_model import CLIP_SCORE_MODEL, CLIP_TEMPORAL_MODEL, ClipEmbedder, load_clip
-from generation.metrics_report import quality_label
+from generation.metrics_report import quality_label, write_eval
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,8 @@ class QualityScorer:
                                             else load_clip(clip_temporal_model, profile, self.policy, cache_dir))
         self.lpips, self.lpips_reason = (load_lpips(profile, self.policy) if lpips
                                          else (None, "LPIPS switched off"))
+
+    write_eval = staticmethod(write_eval)   # (layout, run_id, folder, video_id, scores, info) -> (txt, json)
 
     def describe(self) -> dict[str, Any]:
         return {"clip_score": self.clip_score.describe(), "clip_temporal": self.clip_temporal.describe(),

@@ -11,8 +11,9 @@ Entry point: ``QwenVLM(profile, model, device, vram_reserve_gib, unload_after_us
 
 Profiles: ``full`` loads ``Qwen/Qwen2.5-VL-7B-Instruct`` (``model="72B"`` the 72B one; a hub id or
 a local folder works too) in the device policy's dtype; ``tiny`` builds random weights from a tiny
-config (``generation.tiny_vlm``). Both use the same processor class (image-only, so no torchvision
-is needed) and the same generation code.
+config (``generation.tiny_vlm``) and generates at most 8 new tokens per answer (its answers are
+noise either way). Both use the same processor class (image-only, so no torchvision is needed) and
+the same generation code.
 
 GPU budget (``QWEN_VRAM_RESERVE_GIB``, ``vram_reserve_gib``): 0 (default) puts the whole model on
 its device. A positive value R caps Qwen's weights at ``free - R`` GiB, where ``free`` is the
@@ -44,6 +45,7 @@ QWEN_SIZES = {"3B": "Qwen/Qwen2.5-VL-3B-Instruct", "7B": "Qwen/Qwen2.5-VL-7B-Ins
               "32B": "Qwen/Qwen2.5-VL-32B-Instruct", "72B": "Qwen/Qwen2.5-VL-72B-Instruct"}
 DEFAULT_QWEN = "7B"
 GIB = 2**30
+TINY_MAX_NEW_TOKENS = 8   # random weights say nothing worth waiting for: a few tokens, instant
 
 
 def qwen_source(model: str | None) -> str:
@@ -67,6 +69,9 @@ def memory_plan(policy: DevicePolicy, reserve_gib: float, free_bytes: int | None
     if free_bytes is None:
         free_bytes, _total = torch.cuda.mem_get_info(index)
     budget = max(int(free_bytes - reserve_gib * GIB), 0)
+    if budget < GIB:
+        log.warning("Qwen GPU budget %.2f GiB (free %.1f GiB - reserve %g GiB): almost all of Qwen runs from "
+                    "CPU memory; lower QWEN_VRAM_RESERVE_GIB", budget / GIB, free_bytes / GIB, reserve_gib)
     return {"device_map": "auto", "max_memory": {index: budget, "cpu": 1024 * GIB}}
 
 
@@ -194,6 +199,8 @@ class QwenVLM:
         if not prompts:
             return []
         self.load()
+        if self.profile == "tiny":
+            max_new_tokens = min(max_new_tokens, TINY_MAX_NEW_TOKENS)
         processor, model = self._processor, self._model
         texts, pil_images = [], []
         for image, prompt in zip(images, prompts, strict=True):

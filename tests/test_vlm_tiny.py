@@ -154,3 +154,18 @@ def test_unload_gives_the_gpu_memory_back():
     assert isinstance(vlm.ask(np.zeros((56, 56, 3), np.uint8), "x", max_new_tokens=2), str)
     vlm.maybe_unload()
     assert torch.cuda.memory_allocated() == before
+
+
+def test_tiny_answers_are_capped_to_a_few_tokens(vlm, monkeypatch):
+    seen = {}
+    generate = vlm._model.generate
+
+    def spy(**kwargs):
+        out = generate(**kwargs)
+        seen["new"] = out.shape[1] - kwargs["input_ids"].shape[1]
+        seen["asked"] = kwargs["max_new_tokens"]
+        return out
+
+    monkeypatch.setattr(vlm._model, "generate", spy)
+    vlm.ask(None, "describe the road", temperature=0.0, max_new_tokens=512)
+    assert seen["asked"] == 8 and seen["new"] <= 8
