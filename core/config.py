@@ -66,6 +66,15 @@ ENV_TABLE: tuple[EnvVar, ...] = (
     _v("VP_GUIDANCE_SCALE", "edit", "guidance_scale", "video classifier-free guidance"),
     _v("VP_SEED", "edit", "seed", "generation seed"),
     # stage 2 quality: VLM judge and metrics
+    _v("LLM_MODEL_SIZE", "edit", "qwen_model", "Qwen2.5-VL judge: 7B or 72B (also 3B, 32B), a hub id or a local folder"),
+    _v("VP_UNLOAD_QWEN_AFTER_USE", "edit", "unload_qwen_after_use",
+       "1: free Qwen2.5-VL after each use (before the video model, for small GPUs); it reloads when needed"),
+    _v("QWEN_VRAM_RESERVE_GIB", "edit", "qwen_vram_reserve_gib",
+       "GiB of free GPU memory Qwen leaves for other models when it loads (0: whole model on its device)"),
+    _v("VP_CAPTION_REFINE_ITERS", "edit", "caption_refine_iters", "most FluxFill attempts the judge sees per video"),
+    _v("VP_CAPTION_REFINE_TEMPERATURE", "edit", "caption_refine_temperature",
+       "Qwen sampling temperature for captions and verdicts (0: greedy)"),
+    _v("VP_COMPLIANCE_FRAMES", "edit", "compliance_frames", "edited-clip frames the judge checks (0: no check)"),
     # stage 3: driving VLA
     _v("ALPAMAYO_NUM_TRAJ_SAMPLES", "evaluate", "num_traj_samples", "trajectory samples per inference"),
     _v("ALPAMAYO_MODEL", "evaluate", "model", "trajectory model: auto, alpamayo or constant-velocity"),

@@ -54,6 +54,7 @@ STAGE_LIGHT_MODULES = [
     "segmentation", "segmentation.config", "segmentation.cli", "segmentation.prompts",
     "segmentation.cleanup", "segmentation.outputs", "segmentation.stage",
     "vla", "vla.config", "vla.cli", "vla.render_cli", "vla.stage", "vla.render",
+    "generation.judge_parse", "generation.judge_prompts", "generation.metrics_report",
 ]
 
 
