@@ -21,17 +21,6 @@ from core.vp_data import VP_COLUMNS, load_masks, read_vp_clip  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-@pytest.fixture(autouse=True)
-def _drop_cli_log_handlers():
-    """core.cli.main installs a stderr log handler bound to this test's captured stderr: remove it."""
-    import logging
-
-    yield
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_lanepaint", False)]:
-        root.removeHandler(handler)
-
-
 def _clip(folder, seed, lanes="single white solid", seconds=2.0, name=None):
     spec = SceneSpec(width=128, height=80, fps=10, seconds=seconds, seed=seed, lanes=LaneSpec.parse(lanes))
     return write_clip(spec, str(folder), name=name).video_path
@@ -227,6 +216,7 @@ def test_gs_input_and_gs_output_root(gcs_emulator, tmp_path):
 
 def test_model_that_cannot_load_fails_the_run_in_one_line_and_writes_nothing(tmp_path, capsys):
     video = _clip(tmp_path, 5, seconds=0.5, name="clip_0005")
+    capsys.readouterr()  # only what the command itself prints counts
     code = _segment("--input", video, "--run-id", "r1", "--output-root", str(tmp_path / "out"), "--profile", "full",
                     "--device", "cpu", "--checkpoint", str(tmp_path / "missing_sam2.pt"))
     err = capsys.readouterr().err
