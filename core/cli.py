@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("core.demo", "run the tiny pipeline end to end on a synthetic clip (CPU, about a minute)"),
     "synth": ("core.synth_cli", "write synthetic driving clips with exact ground-truth road masks"),
     "env": ("core.env_cli", "list the environment variables lanepaint reads"),
+    "edit": ("generation.cli", "repaint lane markings in a segmentation run's clips (FluxFill + VideoPainter)"),
 }
 
 EPILOG = """exit codes: 0 success, 1 an item or the run failed (see the summary), 2 bad usage.

@@ -46,3 +46,20 @@ def test_cli_help_works_with_torch_blocked():
                "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "commands" in out.stdout
+
+
+# stage 2 (editing): config, CLI, instructions and the stage entry import without torch
+EDIT_MODULES = ["generation.config", "generation.cli", "generation.instructions", "generation.stage"]
+
+
+@pytest.mark.parametrize("module", EDIT_MODULES)
+def test_edit_modules_import_with_torch_blocked(module):
+    out = _run(BLOCK_HEAVY + f"import {module}\nprint('ok')")
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_edit_help_works_with_torch_blocked():
+    out = _run(BLOCK_HEAVY + "import sys\nfrom core.cli import main\nsys.argv=['lanepaint','edit','--help']\n"
+               "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "--data-run-id" in out.stdout and "--img-inpainting-lora-scale" in out.stdout
