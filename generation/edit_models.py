@@ -23,6 +23,7 @@ from torch import nn
 
 from core.device import DevicePolicy, resolve_device
 from core.errors import LanepaintError
+from core.logs import progress_enabled
 from generation.config import EditConfig
 from generation.first_frame import FluxFillInpainter, apply_lora, build_fluxfill
 from generation.videopainter_branch import VideoPainterBranch
@@ -117,8 +118,8 @@ def _build_video(cfg: EditConfig, policy: DevicePolicy) -> tuple[VideoPainterPip
 
         try:
             branch = VideoPainterBranch.from_pretrained(cfg.branch_model, subfolder=cfg.branch_subfolder or None,
-                                                        torch_dtype=policy.dtype)
-            pipe = VideoPainterPipeline.from_pretrained(cfg.cog_model, branch=branch, torch_dtype=policy.dtype)
+                                                        dtype=policy.dtype)
+            pipe = VideoPainterPipeline.from_pretrained(cfg.cog_model, branch=branch, dtype=policy.dtype)
         except (OSError, ValueError) as exc:
             raise LanepaintError(f"cannot load the video models ({cfg.cog_model}, {cfg.branch_model}/"
                                  f"{cfg.branch_subfolder}): {' '.join(str(exc).split())[:300]}") from None
@@ -140,6 +141,12 @@ def _free_bytes(device: str) -> int:
 def load_edit_models(cfg: EditConfig) -> EditModels:
     """Build both pipelines, place them by the memory plan, and log the plan."""
     start = time.perf_counter()
+    if not progress_enabled():   # no loading bars in logs that are not a terminal
+        import diffusers.utils.logging
+        import transformers.utils.logging
+
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()
     cog_policy = resolve_device(cfg.cog_device, cfg.profile)
     flux_policy = resolve_device(cfg.flux_device, cfg.profile)
     if cfg.profile == "tiny":

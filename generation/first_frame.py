@@ -100,6 +100,6 @@ def build_fluxfill(profile: str, model: str, policy: DevicePolicy, seed: int = 0
 
         return FluxFillPipeline(**tiny_fluxfill_components(seed))
     try:
-        return FluxFillPipeline.from_pretrained(model, torch_dtype=policy.dtype)
+        return FluxFillPipeline.from_pretrained(model, dtype=policy.dtype)
     except (OSError, ValueError) as exc:
         raise LanepaintError(f"cannot load FluxFill from {model}: {' '.join(str(exc).split())[:300]}") from None

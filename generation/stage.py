@@ -135,6 +135,7 @@ def run_edit(cfg: EditConfig, first_frame: FirstFrameStep | None = None) -> Stag
         for role, description in models.descriptions.items():
             manifest.set_model(role, description)
         manifest.set_model("memory_plan", models.plan)
+        manifest.set_model("load_seconds", round(models.load_seconds, 3))
     step = first_frame or (unjudged(models.first_frame) if models is not None else None)
     clips = _ClipCache(layout, cfg, set(available))
 

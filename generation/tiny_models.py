@@ -123,3 +123,21 @@ def tiny_fluxfill_components(seed: int = 0) -> dict[str, Any]:
         "scheduler": scheduler, "vae": vae, "text_encoder": clip, "tokenizer": clip_tokenizer,
         "text_encoder_2": _t5(t5_tokenizer, seed + 13), "tokenizer_2": t5_tokenizer, "transformer": transformer,
     }
+
+
+def save_tiny_checkpoints(folder: str, seed: int = 0) -> dict[str, str]:
+    """Write the tiny models as checkpoint folders laid out like the real ones (a CogVideoX I2V
+    pipeline folder, ``<vp>/checkpoints/branch``, a FluxFill pipeline folder), so the ``full``
+    loading code path can run offline. Returns EditConfig field values pointing at them."""
+    import os
+
+    from diffusers import CogVideoXImageToVideoPipeline, FluxFillPipeline
+
+    components = tiny_cogvideox_components(seed)
+    branch = components.pop("branch")
+    paths = {"cog_model": os.path.join(folder, "cog"), "branch_model": os.path.join(folder, "vp"),
+             "branch_subfolder": "checkpoints/branch", "flux_model": os.path.join(folder, "flux")}
+    CogVideoXImageToVideoPipeline(**components).save_pretrained(paths["cog_model"])
+    branch.save_pretrained(os.path.join(paths["branch_model"], paths["branch_subfolder"]))
+    FluxFillPipeline(**tiny_fluxfill_components(seed)).save_pretrained(paths["flux_model"])
+    return paths

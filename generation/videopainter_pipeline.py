@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers.models import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
 from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import (
     CogVideoXImageToVideoPipeline,
     retrieve_latents,
@@ -65,7 +66,8 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
 
     model_cpu_offload_seq = "text_encoder->branch->transformer->vae"
 
-    def __init__(self, tokenizer: T5Tokenizer, text_encoder: T5EncoderModel, vae, transformer,
+    def __init__(self, tokenizer: T5Tokenizer, text_encoder: T5EncoderModel, vae: AutoencoderKLCogVideoX,
+                 transformer: CogVideoXTransformer3DModel,
                  scheduler: CogVideoXDDIMScheduler | CogVideoXDPMScheduler, branch: VideoPainterBranch):
         super().__init__(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
                          scheduler=scheduler)
@@ -184,6 +186,9 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
         if masks.shape != (total, height, width):
             raise ValueError(f"masks {masks.shape} do not match video {video.shape}")
         cfg = self.transformer.config
+        if cfg.patch_size_t is not None or cfg.ofs_embed_dim:
+            raise ValueError("VideoPainter's branch is built for CogVideoX 1.0 I2V (5b-I2V); this transformer is "
+                             "CogVideoX 1.5 (temporal patches / ofs embedding)")
         if cfg.use_learned_positional_embeddings and (
                 height // self.vae_scale_factor_spatial != cfg.sample_height
                 or width // self.vae_scale_factor_spatial != cfg.sample_width):

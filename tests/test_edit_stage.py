@@ -161,3 +161,24 @@ def test_cli_without_segmentation_output_exits_2(tmp_path, capsys):
                  "--profile", "tiny"])
     assert code == 2
     assert f"no segmentation output for run nothing under {tmp_path}" in capsys.readouterr().err
+
+
+def test_full_profile_code_path_loads_local_checkpoint_folders(tmp_path, scene):
+    """The full loader (from_pretrained of the CogVideoX I2V folder, the branch subfolder and FluxFill),
+    run offline on tiny checkpoints saved to disk; only the sizes are overridden."""
+    from generation.tiny_models import save_tiny_checkpoints
+
+    paths = save_tiny_checkpoints(str(tmp_path / "ckpt"))
+    root = str(tmp_path / "out")
+    write_vp_clip(Layout(root), RUN, GOOD, *scene, fps=8.0)
+    cfg = EditConfig(data_run_id=RUN, run_id="full1", output_root=root, profile="full",
+                     instructions="lane double white solid", **paths, model_width=96, model_height=64,
+                     num_inference_steps=2, flux_num_inference_steps=2, flux_max_area=96 * 64,
+                     flux_max_sequence_length=32, cog_device="cpu", flux_device="cpu")
+    result = run_edit(cfg)
+    assert result.ok == (f"lane_double_white_solid/{GOOD}",) and not result.failed
+    manifest = json.loads(open(os.path.join(result.run_uri, "manifest.json")).read())
+    video = manifest["models"]["video"]
+    assert video["model"] == paths["cog_model"] and video["branch"].endswith("vp/checkpoints/branch")
+    assert video["placement"] == "resident" and video["parameters"]["branch"] > 0
+    assert manifest["profile"] == "full" and "profile_note" not in manifest
