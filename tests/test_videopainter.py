@@ -75,8 +75,15 @@ def test_tiny_branch_from_tiny_transformer_has_the_layout_scaled_down(components
 def test_save_and_strict_from_pretrained_round_trip(components, tmp_path):
     from safetensors.torch import load_file, save_file
 
+    import json
+
     branch = components["branch"]
     branch.save_pretrained(tmp_path / "branch")
+    config_path = tmp_path / "branch" / "config.json"       # as written by VideoPainter's diffusers fork
+    config = json.loads(config_path.read_text())
+    config.update(_class_name="CogvideoXBranchModel", _diffusers_version="0.31.0.dev0", wo_text=False,
+                  id_pool_resample_learnable=False)
+    config_path.write_text(json.dumps(config))
     loaded = VideoPainterBranch.from_pretrained(tmp_path / "branch")
     assert loaded.config.num_layers == 2 and loaded.config.in_channels == 32
     for key, value in branch.state_dict().items():
