@@ -85,6 +85,9 @@ def load_clip_inputs(layout: Layout, cfg: EditConfig, video_id: str, cache_dir: 
     if len(frames) < cfg.num_frames:
         raise LanepaintError(f"{video_id}: clip shorter than {cfg.num_frames} frames ({len(frames)} frames at "
                              f"{clip.fps:g} fps)")
+    if abs(clip.fps - cfg.fps) > 1e-3:
+        log.warning("%s: clip is at %g fps, the edit is written at %g fps (stage 1 normally resamples to it)",
+                    video_id, clip.fps, cfg.fps)
     if cfg.max_frames:
         frames, masks = frames[:cfg.max_frames], masks[:cfg.max_frames]
     dilated = dilate_masks(masks, cfg.dilate_size)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,10 +109,11 @@ def _write_reports(layout: Layout, cfg: EditConfig, instructions: tuple[Instruct
             {"instruction": inst.as_dict(), "run_id": cfg.run_id, "videos": rows}, indent=2))
 
 
-def run_edit(cfg: EditConfig, first_frame: FirstFrameStep | None = None) -> StageResult:
+def run_edit(cfg: EditConfig, make_first_frame: Callable[[Any], FirstFrameStep] | None = None) -> StageResult:
     """Edit every video of ``cfg.data_run_id`` with every instruction; see the module docstring.
 
-    ``first_frame`` replaces the plain FluxFill step (the judge loop plugs in here).
+    ``make_first_frame(models)`` builds the first-frame step from the loaded models (default: one
+    plain FluxFill call, ``editor.unjudged``); the judge loop (issue 5) plugs in here.
     """
     instructions = parse_instructions(cfg.instructions)
     layout, available = _check_inputs(cfg)
@@ -136,7 +138,9 @@ def run_edit(cfg: EditConfig, first_frame: FirstFrameStep | None = None) -> Stag
             manifest.set_model(role, description)
         manifest.set_model("memory_plan", models.plan)
         manifest.set_model("load_seconds", round(models.load_seconds, 3))
-    step = first_frame or (unjudged(models.first_frame) if models is not None else None)
+    step = None
+    if models is not None:
+        step = make_first_frame(models) if make_first_frame else unjudged(models.first_frame)
     clips = _ClipCache(layout, cfg, set(available))
 
     def run_one(item: EditItem, timings: Timings) -> dict[str, Any]:

@@ -54,6 +54,13 @@ def plan_windows(total: int, num_frames: int, stride: int) -> list[int]:
     return starts
 
 
+def dynamic_guidance_scale(guidance_scale: float, timestep: float, num_inference_steps: int) -> float:
+    """Upstream CogVideoX's (and VideoPainter's) dynamic CFG, evaluated exactly as they do: at the
+    timestep value ``t`` (0..999), not the step index. Kept as is for parity with their results."""
+    return 1 + guidance_scale * (
+        (1 - math.cos(math.pi * ((num_inference_steps - timestep) / num_inference_steps) ** 5.0)) / 2)
+
+
 @dataclass
 class VideoPainterOutput:
     frames: np.ndarray                      # [T, H, W, 3] uint8 at the model resolution
@@ -147,10 +154,8 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
                 noise_pred = self.transformer(hidden_states=model_input, encoder_hidden_states=prompt_embeds,
                                               timestep=timestep, image_rotary_emb=rotary, return_dict=False)[0]
             noise_pred = noise_pred.float()
-            scale = guidance_scale
-            if use_dynamic_cfg:  # upstream CogVideoX's cosine schedule of the guidance scale
-                scale = 1 + guidance_scale * (
-                    (1 - math.cos(math.pi * ((num_inference_steps - t.item()) / num_inference_steps) ** 5.0)) / 2)
+            scale = dynamic_guidance_scale(guidance_scale, t.item(), num_inference_steps) if use_dynamic_cfg \
+                else guidance_scale
             if do_cfg:
                 uncond, cond = noise_pred.chunk(2)
                 noise_pred = uncond + scale * (cond - uncond)

@@ -73,9 +73,9 @@ def test_tiny_branch_from_tiny_transformer_has_the_layout_scaled_down(components
 
 
 def test_save_and_strict_from_pretrained_round_trip(components, tmp_path):
-    from safetensors.torch import load_file, save_file
-
     import json
+
+    from safetensors.torch import load_file, save_file
 
     branch = components["branch"]
     branch.save_pretrained(tmp_path / "branch")
