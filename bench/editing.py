@@ -91,7 +91,9 @@ FLUX_FILL = dict(patch_size=1, in_channels=384, out_channels=64, num_layers=19, 
                  pooled_projection_dim=768, guidance_embeds=True, axes_dims_rope=(16, 56, 56))
 
 
-def _full_size_models():
+def _models(smoke: bool):
+    """(video pipeline, FluxFill pipeline, (width, height)): full-size random bf16 weights on the GPU,
+    or with ``smoke`` the tiny models on CPU (checks this script's code; measures nothing)."""
     import torch
     from diffusers import (
         AutoencoderKL,
@@ -104,75 +106,96 @@ def _full_size_models():
     )
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-    from generation.tiny_models import COGVIDEOX_SCHEDULER
+    from generation.tiny_models import (
+        COGVIDEOX_SCHEDULER,
+        tiny_cogvideox_components,
+        tiny_fluxfill_components,
+    )
     from generation.tiny_tokenizers import tiny_clip_tokenizer, tiny_t5_tokenizer
     from generation.videopainter_branch import VideoPainterBranch
     from generation.videopainter_pipeline import VideoPainterPipeline
 
-    def t5():
-        return T5EncoderModel(T5Config(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24,
-                                       num_heads=64, feed_forward_proj="gated-gelu", dropout_rate=0.0)).eval()
+    if smoke:
+        video, flux, size = (VideoPainterPipeline(**tiny_cogvideox_components(0)),
+                             FluxFillPipeline(**tiny_fluxfill_components(0)), (96, 64))
+    else:
+        def t5():
+            return T5EncoderModel(T5Config(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24,
+                                           num_heads=64, feed_forward_proj="gated-gelu", dropout_rate=0.0)).eval()
 
-    torch.set_default_dtype(torch.bfloat16)
-    try:
-        with torch.device("cuda"):
-            video = VideoPainterPipeline(
-                tokenizer=tiny_t5_tokenizer(226), text_encoder=t5(), vae=AutoencoderKLCogVideoX(scaling_factor=0.7).eval(),
-                transformer=CogVideoXTransformer3DModel(**COGVIDEOX_5B_I2V).eval(),
-                scheduler=CogVideoXDPMScheduler(**COGVIDEOX_SCHEDULER), branch=VideoPainterBranch().eval())
-            clip_tok = tiny_clip_tokenizer()
-            flux = FluxFillPipeline(
-                scheduler=FlowMatchEulerDiscreteScheduler(base_image_seq_len=256, base_shift=0.5, max_image_seq_len=4096,
-                                                          max_shift=1.15, use_dynamic_shifting=True, shift=3.0),
-                vae=AutoencoderKL(down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
-                                  block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=16,
-                                  use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.1159,
-                                  scaling_factor=0.3611).eval(),
-                text_encoder=CLIPTextModel(CLIPTextConfig(
-                    vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                    num_attention_heads=12, projection_dim=768, bos_token_id=clip_tok.bos_token_id,
-                    eos_token_id=clip_tok.eos_token_id, pad_token_id=clip_tok.pad_token_id)).eval(),
-                tokenizer=clip_tok, text_encoder_2=t5(), tokenizer_2=tiny_t5_tokenizer(),
-                transformer=FluxTransformer2DModel(**FLUX_FILL).eval())
-    finally:
-        torch.set_default_dtype(torch.float32)
+        torch.set_default_dtype(torch.bfloat16)
+        try:
+            with torch.device("cuda"):
+                video = VideoPainterPipeline(
+                    tokenizer=tiny_t5_tokenizer(226), text_encoder=t5(),
+                    vae=AutoencoderKLCogVideoX(scaling_factor=0.7).eval(),
+                    transformer=CogVideoXTransformer3DModel(**COGVIDEOX_5B_I2V).eval(),
+                    scheduler=CogVideoXDPMScheduler(**COGVIDEOX_SCHEDULER), branch=VideoPainterBranch().eval())
+                clip_tok = tiny_clip_tokenizer()
+                flux = FluxFillPipeline(
+                    scheduler=FlowMatchEulerDiscreteScheduler(
+                        base_image_seq_len=256, base_shift=0.5, max_image_seq_len=4096, max_shift=1.15,
+                        use_dynamic_shifting=True, shift=3.0),
+                    vae=AutoencoderKL(down_block_types=["DownEncoderBlock2D"] * 4,
+                                      up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=(128, 256, 512, 512),
+                                      layers_per_block=2, latent_channels=16, use_quant_conv=False,
+                                      use_post_quant_conv=False, shift_factor=0.1159, scaling_factor=0.3611).eval(),
+                    text_encoder=CLIPTextModel(CLIPTextConfig(
+                        vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                        num_attention_heads=12, projection_dim=768, bos_token_id=clip_tok.bos_token_id,
+                        eos_token_id=clip_tok.eos_token_id, pad_token_id=clip_tok.pad_token_id)).eval(),
+                    tokenizer=clip_tok, text_encoder_2=t5(), tokenizer_2=tiny_t5_tokenizer(),
+                    transformer=FluxTransformer2DModel(**FLUX_FILL).eval())
+        finally:
+            torch.set_default_dtype(torch.float32)
+        size = (720, 480)
     for pipe in (video, flux):
         pipe.set_progress_bar_config(disable=True)
-    return video, flux
+    return video, flux, size
 
 
-def _timed(fn, repeat: int = 3) -> float:
+def _sync(device: str) -> None:
     import torch
 
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _timed(fn, device: str, repeat: int = 3) -> float:
     fn()
-    torch.cuda.synchronize()
+    _sync(device)
     start = time.perf_counter()
     for _ in range(repeat):
         fn()
-    torch.cuda.synchronize()
+    _sync(device)
     return (time.perf_counter() - start) / repeat
 
 
-def gpu_bench(steps: int) -> dict[str, float]:
+def gpu_bench(steps: int, smoke: bool = False) -> dict[str, float | str]:
     import torch
 
     from generation.first_frame import FluxFillInpainter
     from generation.masking import dilate_masks, resize_frames, resize_masks
     from generation.videopainter_hooks import BranchInjection, background_tokens
 
-    if not torch.cuda.is_available():
-        raise SystemExit("--gpu needs a CUDA GPU")
-    video, flux = _full_size_models()
-    out: dict[str, float] = {"weights_gb": torch.cuda.memory_allocated() / 2**30}
-    # step time: plain CogVideoX I2V vs CogVideoX + branch (CFG batch 2, 13 x 60 x 90 latents, 226 text tokens)
+    device = "cpu" if smoke else "cuda"
+    if not smoke and not torch.cuda.is_available():
+        raise SystemExit("--gpu needs a CUDA GPU (--gpu-smoke runs the same code on tiny CPU models)")
+    video, flux, (width, height) = _models(smoke)
+    cuda = device == "cuda"
+    out: dict[str, float | str] = {"gpu": torch.cuda.get_device_name() if cuda else "cpu (smoke: not a measurement)",
+                                   "weights_gb": torch.cuda.memory_allocated() / 2**30 if cuda else 0.0}
+    # step time: plain CogVideoX I2V vs CogVideoX + branch (CFG batch 2, 13 latent frames, full text length)
     tr, br = video.transformer, video.branch
-    g = torch.Generator("cuda").manual_seed(0)
-    x = torch.randn(2, 13, 32, 60, 90, device="cuda", dtype=torch.bfloat16, generator=g)
-    cond = torch.randn(2, 13, 17, 60, 90, device="cuda", dtype=torch.bfloat16, generator=g)
-    text = torch.randn(2, 226, 4096, device="cuda", dtype=torch.bfloat16, generator=g)
-    t = torch.tensor([500, 500], device="cuda")
-    rotary = video._prepare_rotary_positional_embeddings(480, 720, 13, torch.device("cuda"))
-    keep = background_tokens((cond[:, :, 16:] > 0).float(), 2)
+    cfg, dtype = tr.config, tr.dtype
+    h, w = cfg.sample_height, cfg.sample_width
+    g = torch.Generator(device).manual_seed(0)
+    x = torch.randn(2, 13, 32, h, w, device=device, dtype=dtype, generator=g)
+    cond = torch.randn(2, 13, 17, h, w, device=device, dtype=dtype, generator=g)
+    text = torch.randn(2, cfg.max_text_seq_length, cfg.text_embed_dim, device=device, dtype=dtype, generator=g)
+    t = torch.tensor([500, 500], device=device)
+    rotary = video._prepare_rotary_positional_embeddings(height, width, 13, torch.device(device))
+    keep = background_tokens((cond[:, :, 16:] > 0).float(), cfg.patch_size)
 
     def plain():
         with torch.no_grad():
@@ -184,30 +207,31 @@ def gpu_bench(steps: int) -> dict[str, float]:
             with BranchInjection(tr, samples, keep):
                 tr(x, text, t, image_rotary_emb=rotary, return_dict=False)
 
-    out["plain_step_s"], out["branch_step_s"] = _timed(plain), _timed(branched)
+    out["plain_step_s"], out["branch_step_s"] = _timed(plain, device), _timed(branched, device)
     out["branch_overhead"] = out["branch_step_s"] / out["plain_step_s"] - 1.0
-    # one 49-frame 720x480 clip: FluxFill first frame + video, all resident
-    spec = SceneSpec(width=720, height=480, fps=8.0, seconds=49 / 8, lanes=LaneSpec.parse("single white dashed"))
+    # one 49-frame clip at the model resolution: FluxFill first frame + video, all resident
+    spec = SceneSpec(width=width, height=height, fps=8.0, seconds=49 / 8, lanes=LaneSpec.parse("single white dashed"))
     frames, masks = render_scene(spec)
     dilated = dilate_masks(masks, 24)
-    inpainter = FluxFillInpainter(flux, num_inference_steps=steps)
-    torch.cuda.reset_peak_memory_stats()
-    torch.cuda.synchronize()
+    inpainter = FluxFillInpainter(flux, num_inference_steps=steps, max_area=width * height,
+                                  max_sequence_length=512 if cuda else 32)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    _sync(device)
     start = time.perf_counter()
     first = inpainter(frames[0], dilated[0], "lane single white dashed", seed=42)
-    video(resize_frames(frames, (720, 480)), resize_masks(dilated, (720, 480)), "lane single white dashed",
+    video(resize_frames(frames, (width, height)), resize_masks(dilated, (width, height)), "lane single white dashed",
           first_frame=first, num_inference_steps=steps, generator=torch.Generator().manual_seed(42))
-    torch.cuda.synchronize()
+    _sync(device)
     out["s_per_clip"] = time.perf_counter() - start
-    out["peak_vram_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    out["peak_vram_gb"] = torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0
     # upstream moves/reloads every model per video: GPU -> CPU -> GPU is a lower bound of that cost
     start = time.perf_counter()
     for pipe in (video, flux):
         pipe.to("cpu")
-        pipe.to("cuda")
-    torch.cuda.synchronize()
+        pipe.to(device)
+    _sync(device)
     out["reload_lower_bound_s"] = time.perf_counter() - start
-    out["gpu"] = torch.cuda.get_device_name()
     return out
 
 
@@ -217,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instructions", type=int, default=5, choices=range(1, 6))
     parser.add_argument("--repeats", type=int, default=2, help="CPU part: repetitions of each arm (min reported)")
     parser.add_argument("--gpu", action="store_true", help="also run the full-size GPU part")
+    parser.add_argument("--gpu-smoke", action="store_true",
+                        help="run the GPU part's code on tiny CPU models (checks the script, measures nothing)")
     parser.add_argument("--steps", type=int, default=50, help="GPU part: diffusion steps of both models")
+    parser.add_argument("--skip-cpu", action="store_true", help="skip the CPU part")
     args = parser.parse_args(argv)
     import logging
 
@@ -230,7 +257,20 @@ def main(argv: list[str] | None = None) -> int:
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPU(s), python {sys.version.split()[0]}")
-    cpu = cpu_bench(args.videos, args.instructions, args.repeats)
+    if not args.skip_cpu:
+        _print_cpu(cpu_bench(args.videos, args.instructions, args.repeats), args)
+    if args.gpu or args.gpu_smoke:
+        gpu = gpu_bench(args.steps, smoke=args.gpu_smoke)
+        print(f"GPU part on {gpu['gpu']}: full-size architectures (smoke: tiny), random weights, {args.steps} steps:")
+        for key in ("weights_gb", "plain_step_s", "branch_step_s", "branch_overhead", "s_per_clip",
+                    "peak_vram_gb", "reload_lower_bound_s"):
+            print(f"  {key:<22} {gpu[key]:.3f}")
+    else:
+        print("GPU part: not run (pass --gpu on a machine with a CUDA GPU)")
+    return 0
+
+
+def _print_cpu(cpu: dict, args: argparse.Namespace) -> None:
     print(f"CPU, tiny models from disk, {cpu['items']} items ({args.videos} videos x {args.instructions} "
           f"instructions), min of {cpu['repeats']} alternating runs per arm after a warm-up:")
     print(f"  resident (load once):          {cpu['resident_s']:7.1f} s")
@@ -238,15 +278,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ratio reload / resident:       {cpu['ratio']:7.2f}x   (one model load: {cpu['one_load_s']:.2f} s)")
     print("  all runs (s): " + "; ".join(f"{arm} " + ", ".join(f"{v:.1f}" for v in values)
                                       for arm, values in cpu["runs"].items()))
-    if args.gpu:
-        gpu = gpu_bench(args.steps)
-        print(f"GPU {gpu['gpu']}, full-size architectures, random bf16 weights, {args.steps} steps:")
-        for key in ("weights_gb", "plain_step_s", "branch_step_s", "branch_overhead", "s_per_clip",
-                    "peak_vram_gb", "reload_lower_bound_s"):
-            print(f"  {key:<22} {gpu[key]:.3f}")
-    else:
-        print("GPU part: not run (pass --gpu on a machine with a CUDA GPU)")
-    return 0
 
 
 if __name__ == "__main__":

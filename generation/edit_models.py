@@ -170,7 +170,7 @@ def load_edit_models(cfg: EditConfig) -> EditModels:
             if name == "video":
                 pipe.vae.enable_tiling()   # the 49-frame decode is the activation peak
         else:
-            pipe.to(policy.device)
+            pipe.to(policy.device, policy.dtype)
     inpainter = FluxFillInpainter(
         flux_pipe, guidance_scale=cfg.flux_guidance_scale, num_inference_steps=int(cfg.flux_num_inference_steps),
         max_area=int(cfg.flux_max_area), max_sequence_length=int(cfg.flux_max_sequence_length),

@@ -71,7 +71,10 @@ class VideoPainterOutput:
 class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
     """CogVideoX-5b-I2V + VideoPainter context encoder, for video inpainting (see module doc)."""
 
-    model_cpu_offload_seq = "text_encoder->branch->transformer->vae"
+    # The branch runs every step next to the transformer: like a ControlNet it stays out of the
+    # offload chain (upstream's "text_encoder->transformer->vae"), so with CPU offload it is moved to
+    # the GPU once on first use instead of swapping with the transformer at every step.
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
 
     def __init__(self, tokenizer: T5Tokenizer, text_encoder: T5EncoderModel, vae: AutoencoderKLCogVideoX,
                  transformer: CogVideoXTransformer3DModel,
