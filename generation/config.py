@@ -7,7 +7,6 @@ manifest records the values that ran.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -138,6 +137,3 @@ class EditConfig:
     def model_size(self) -> tuple[int, int]:
         """(width, height) of the video model's working resolution."""
         return int(self.model_width), int(self.model_height)  # type: ignore[arg-type]
-
-    def replace(self, **changes: Any) -> EditConfig:
-        return dataclasses.replace(self, **changes)

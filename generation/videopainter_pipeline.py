@@ -13,8 +13,10 @@ the ``branch`` component and VideoPainter's dual-branch inpainting loop:
   scheduler step (CogVideoXDPMScheduler with trailing spacing); replace_gt re-imposes the original
   latents, noised to the next timestep, outside the mask;
 - clips longer than ``num_frames``: windows every ``window_stride`` frames (the last one aligned to
-  the clip end); window k>0 takes the previous window's generated frame at its start as its first
-  frame; frames covered by several windows are averaged; optional VideoPainterID resampling.
+  the clip end); window k>0 takes the previous window's generated frame at its start (original
+  pixels outside the mask, so nothing drifts from window to window) as its first frame; frames
+  covered by several windows are averaged (in pixels, after decoding each window); optional
+  VideoPainterID resampling.
 """
 
 from __future__ import annotations
@@ -223,9 +225,11 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
         for start in starts:
             window = pixels[:, start:start + num_frames].clone()
             window_masks = mask_t[:, start:start + num_frames].clone()
-            if previous is not None:
+            if previous is not None:   # the previous window's frame, with the original outside the mask
                 prev_start, prev_frames = previous
-                image = torch.from_numpy(prev_frames[start - prev_start]).permute(2, 0, 1).float() * 2.0 - 1.0
+                generated = torch.from_numpy(prev_frames[start - prev_start]).permute(2, 0, 1).float() * 2.0 - 1.0
+                inside = window_masks[:, 0]
+                image = inside * generated + (1.0 - inside) * window[:, 0]
             if image is not None:
                 window[:, 0] = image
                 window_masks[:, 0] = 0.0

@@ -276,8 +276,12 @@ def test_long_clip_windows_condition_on_the_previous_window_with_id_resampling(c
                window_stride=4, generator=torch.Generator().manual_seed(42))
     assert out.frames.shape == (53, 64, 96, 3) and out.windows == [(0, 49), (4, 53)] and out.id_resampling
     (cond0, frames0), (cond1, frames1) = windows
-    expected_cond = torch.from_numpy(frames0[4]).permute(2, 0, 1)[None].float() * 2 - 1
-    assert torch.allclose(cond1, expected_cond)                 # window 1 starts from window 0's frame 4
+    generated = torch.from_numpy(frames0[4]).permute(2, 0, 1).float() * 2 - 1
+    original = torch.from_numpy(video[4]).permute(2, 0, 1).float() / 127.5 - 1
+    inside = torch.from_numpy(masks[4]).float()
+    expected_cond = (inside * generated + (1 - inside) * original)[None]
+    assert torch.allclose(cond1, expected_cond)   # window 1 starts from window 0's frame 4, original outside the mask
+    assert torch.equal(cond1[0][:, ~torch.from_numpy(masks[4])], original[:, ~torch.from_numpy(masks[4])])
     f0, f1 = frames0.astype(np.float64), frames1.astype(np.float64)
     expected_overlap = np.rint((f0[10] + f1[6]) / 2 * 255).astype(np.uint8)
     assert np.array_equal(out.frames[10], expected_overlap)     # overlapping frames are averaged
