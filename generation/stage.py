@@ -21,7 +21,7 @@ from core.errors import LanepaintError, StorageError, UsageError
 from core.layout import Layout
 from core.manifest import RunManifest
 from core.runner import FAILED, OK, ItemRunner, RunSummary, StageResult, Timings
-from core.vp_data import list_vp_videos
+from core.vp_data import list_vp_videos, read_vp_clip
 from generation.config import EditConfig
 from generation.editor import ClipInputs, FirstFrameStep, edit_item, load_clip_inputs, unjudged
 from generation.instructions import Instruction, parse_instructions
@@ -56,6 +56,18 @@ def _check_inputs(cfg: EditConfig) -> tuple[Layout, list[str]]:
     if not available:
         raise UsageError(f"no segmentation output for run {cfg.data_run_id} under {cfg.output_root}")
     return layout, available
+
+
+def _readable(layout: Layout, cfg: EditConfig, video_id: str, available: list[str]) -> bool:
+    """A cheap look (meta.csv and files) so that a run whose pending videos are all broken does not
+    load the models; the full checks run per item."""
+    if video_id not in available:
+        return False
+    try:
+        read_vp_clip(layout, cfg.data_run_id, video_id)
+    except LanepaintError:
+        return False
+    return True
 
 
 class _ClipCache:
@@ -130,7 +142,7 @@ def run_edit(cfg: EditConfig, make_first_frame: Callable[[Any], FirstFrameStep] 
     log.info("edit %s: %d video(s) x %d instruction(s) from segmentation run %s, %d to do",
              cfg.run_id, len(videos), len(instructions), cfg.data_run_id, len(pending))
     models = None
-    if pending:
+    if any(_readable(layout, cfg, v, available) for v in dict.fromkeys(it.video_id for it in pending)):
         from generation.edit_models import load_edit_models
 
         models = load_edit_models(cfg)
@@ -150,8 +162,8 @@ def run_edit(cfg: EditConfig, make_first_frame: Callable[[Any], FirstFrameStep] 
     runner = ItemRunner(STAGE, item_id=lambda it: it.item_id, is_done=is_done, overwrite=cfg.overwrite,
                         on_result=manifest.record)
     summary = runner.run(items, run_one, RunSummary(STAGE))
-    records = manifest.build(summary)["items"]
-    _write_reports(layout, cfg, instructions, videos, records)
+    records = manifest.build(summary)["items"]     # every invocation's items (shards share the run root)
+    _write_reports(layout, cfg, instructions, sorted(set(available) | set(videos)), records)
     manifest_uri = manifest.finalize(summary)
     return StageResult.from_summary(summary, cfg.run_id, cfg.output_root, run_uri, manifest_uri,
                                     vp_run_uri=run_uri,

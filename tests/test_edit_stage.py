@@ -107,8 +107,15 @@ def test_demo_edit_step_writes_every_output_and_fails_bad_inputs_one_line_each(t
                                 instructions="lane double yellow solid||lane single white dashed",
                                 video_ids=(GOOD,)))
     assert sorted(again.skipped) == sorted(result.ok) and not again.ok and not again.failed
+    broken = run_edit(EditConfig(data_run_id=RUN, run_id=RUN, output_root=root, profile="tiny",
+                                 instructions="lane double yellow solid", video_ids=("synth_nometa", "synth_gone")))
+    assert dict(broken.failed) == {"lane_double_yellow_solid/synth_nometa": failures[f"{folders[0]}/synth_nometa"],
+                                   "lane_double_yellow_solid/synth_gone": f"synth_gone: not in segmentation run {RUN}"}
     report = json.loads(open(os.path.join(layout.vp_instruction(RUN, folders[0]), "report.json")).read())
-    assert report["videos"][0]["status"] == "ok" and report["videos"][0]["timings"]["video_generation"] > 0
+    rows = {row["video_id"]: row for row in report["videos"]}   # every video of the run, from all invocations
+    assert set(rows) == {GOOD, "synth_gone", *BAD}
+    assert rows[GOOD]["status"] == "ok" and rows[GOOD]["timings"]["video_generation"] > 0
+    assert rows["synth_gone"]["status"] == "failed" and rows["synth_short"]["status"] == "failed"
 
 
 def test_no_segmentation_output_is_a_usage_error_before_anything_is_written(tmp_path):

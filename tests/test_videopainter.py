@@ -287,3 +287,12 @@ def test_long_clip_windows_condition_on_the_previous_window_with_id_resampling(c
     assert np.array_equal(out.frames[10], expected_overlap)     # overlapping frames are averaged
     assert np.array_equal(out.frames[2], np.rint(f0[2] * 255).astype(np.uint8))
     assert isinstance(pipe.id_state, IDResampleState) and len(pipe.id_state.previous) == 4
+
+
+@pytest.mark.gpu
+def test_tiny_pipeline_on_cuda_in_bf16():
+    pipe = VideoPainterPipeline(**tiny_cogvideox_components(0)).to("cuda", torch.bfloat16)
+    video, masks = _clip(49)
+    out = pipe(video, masks, "lane double yellow solid", first_frame=video[0], num_inference_steps=2,
+               generator=torch.Generator().manual_seed(42))
+    assert out.frames.shape == (49, 64, 96, 3) and out.frames.dtype == np.uint8
