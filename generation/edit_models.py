@@ -169,8 +169,10 @@ def load_edit_models(cfg: EditConfig) -> EditModels:
             pipe.enable_model_cpu_offload(device=policy.device)
             if name == "video":
                 pipe.vae.enable_tiling()   # the 49-frame decode is the activation peak
-        else:
+        elif pipe.dtype != policy.dtype:   # e.g. tiny (float32) models asked onto a bf16 GPU
             pipe.to(policy.device, policy.dtype)
+        else:
+            pipe.to(policy.device)
     inpainter = FluxFillInpainter(
         flux_pipe, guidance_scale=cfg.flux_guidance_scale, num_inference_steps=int(cfg.flux_num_inference_steps),
         max_area=int(cfg.flux_max_area), max_sequence_length=int(cfg.flux_max_sequence_length),
