@@ -67,6 +67,10 @@ def pipeline_need(name: str, pipe: Any, device: str) -> PipelineNeed:
     return PipelineNeed(name, device, sum(sizes), max(sizes, default=0))
 
 
+def _size(n: int) -> str:
+    return f"{n / GB:.2f} GB" if n >= GB // 10 else f"{n / 2**20:.1f} MB"
+
+
 def plan_placement(needs: list[PipelineNeed], free_bytes: dict[str, int], reserve_bytes: int,
                    mode: str = "auto") -> tuple[dict[str, bool], list[str]]:
     """Which pipelines use CPU offload (``{name: True}``), and the plan as log lines.
@@ -78,7 +82,7 @@ def plan_placement(needs: list[PipelineNeed], free_bytes: dict[str, int], reserv
     lines = []
     for device in sorted({n.device for n in needs}):
         group = [n for n in needs if n.device == device]
-        listed = " + ".join(f"{n.name} {n.total_bytes / GB:.2f} GB" for n in group)
+        listed = " + ".join(f"{n.name} {_size(n.total_bytes)}" for n in group)
         if not device.startswith("cuda"):
             lines.append(f"{device}: {listed}: resident")
             continue
@@ -97,8 +101,8 @@ def plan_placement(needs: list[PipelineNeed], free_bytes: dict[str, int], reserv
                 offload[n.name] = True
         placed = ", ".join(f"{n.name} {'CPU offload' if offload[n.name] else 'resident'}" for n in group)
         verdict = "fits" if need_now() <= free else "MAY NOT FIT"
-        lines.append(f"{device}: {listed} + reserve {reserve_bytes / GB:.1f} GB vs free {free / GB:.1f} GB: "
-                     f"{placed} (peak weights {(need_now() - reserve_bytes) / GB:.2f} GB, {verdict})")
+        lines.append(f"{device}: {listed} + reserve {_size(reserve_bytes)} vs free {_size(free)}: "
+                     f"{placed} (peak weights {_size(need_now() - reserve_bytes)}, {verdict})")
     return offload, lines
 
 

@@ -32,3 +32,4 @@ def test_modes_and_devices():
     cpu = [PipelineNeed("video", "cpu", GB, GB)]
     offload, lines = plan_placement(cpu, {}, 20 * GB)
     assert offload == {"video": False} and lines == ["cpu: video 1.00 GB: resident"]
+    assert plan_placement([PipelineNeed("video", "cpu", 3 * 2**20, 2**20)], {}, 0)[1] == ["cpu: video 3.0 MB: resident"]
