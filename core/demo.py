@@ -83,7 +83,23 @@ def _segment(state: DemoState) -> str:
 
 # ---- step 2: editing (issues 4 and 5) -----------------------------------------------------------
 def _edit(state: DemoState) -> str:
-    return "not available yet"
+    from core.errors import LanepaintError
+    from generation.config import EditConfig
+    from generation.stage import run_edit
+
+    try:
+        cfg = EditConfig(data_run_id=state.run_id, run_id=state.run_id, output_root=state.output_root,
+                         instructions=DEMO_INSTRUCTIONS, profile="tiny")
+        result = run_edit(cfg)
+    except UsageError as exc:       # stage 1 wrote nothing to edit
+        return f"skipped: {exc}"
+    except LanepaintError as exc:
+        state.exit_code = max(state.exit_code, 1)
+        return f"failed: {exc}"
+    state.results["edit"] = result
+    state.exit_code = max(state.exit_code, result.exit_code)
+    return (f"{len(result.ok)} edited, {len(result.skipped)} already done, {len(result.failed)} failed "
+            f"-> {result.run_uri}")
 
 
 # ---- step 3: driving-VLA evaluation (issue 6) ---------------------------------------------------

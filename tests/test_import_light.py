@@ -55,6 +55,7 @@ STAGE_LIGHT_MODULES = [
     "segmentation.cleanup", "segmentation.outputs", "segmentation.stage",
     "vla", "vla.config", "vla.cli", "vla.render_cli", "vla.stage", "vla.render",
     "generation.judge_parse", "generation.judge_prompts", "generation.metrics_report",
+    "generation.config", "generation.cli", "generation.instructions", "generation.stage",
 ]
 
 
@@ -64,7 +65,8 @@ def test_stage_entry_modules_import_with_torch_blocked(module):
     assert out.returncode == 0, out.stderr[-2000:]
 
 
-@pytest.mark.parametrize("command, flag", [("segment", "--max-frames"), ("evaluate", "--video-data")])
+@pytest.mark.parametrize("command, flag", [("segment", "--max-frames"), ("edit", "--img-inpainting-lora-scale"),
+                                           ("evaluate", "--video-data")])
 def test_stage_help_works_with_torch_blocked(command, flag):
     out = _run(BLOCK_HEAVY + "import sys\nfrom core.cli import main\n"
                f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit as e:\n    print('exit', e.code)")

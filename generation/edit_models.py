@@ -1,0 +1,190 @@
+"""The stage-2 models, loaded once per ``run_edit`` call and kept resident across videos/instructions.
+
+- video: ``VideoPainterPipeline`` (CogVideoX-5b-I2V + TencentARC branch; optional VideoPainterID
+  LoRA with ID resampling), on ``VP_COG_DEVICE``;
+- first frame: ``FluxFillInpainter`` (FLUX.1-Fill-dev, optional LoRA), on ``VP_FLUX_DEVICE``;
+- the Qwen2.5-VL judge (``VP_QWEN_DEVICE``) belongs to issue 5 and is not loaded here yet.
+
+Both pipelines are first built on the CPU, then placed by ``plan_placement``: every pipeline whose
+GPU can hold all weights plus ``reserve_gb`` for activations stays resident; otherwise pipelines
+fall back to diffusers' model CPU offload, largest first, until the rest fits. The plan is logged
+at start and recorded in the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.device import DevicePolicy, resolve_device
+from core.errors import LanepaintError
+from core.logs import progress_enabled
+from generation.config import EditConfig
+from generation.first_frame import FluxFillInpainter, apply_lora, build_fluxfill
+from generation.videopainter_branch import VideoPainterBranch
+from generation.videopainter_id import load_id_lora
+from generation.videopainter_pipeline import VideoPainterPipeline
+
+log = logging.getLogger(__name__)
+
+GB = 1024 ** 3
+# Pipelines whose tiny-profile warnings (prompt truncation by the tiny tokenizers) are noise.
+_TINY_QUIET = ("diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video",
+               "diffusers.pipelines.flux.pipeline_flux_fill", "transformers.tokenization_utils_base")
+
+
+@dataclass(frozen=True)
+class PipelineNeed:
+    name: str
+    device: str
+    total_bytes: int
+    largest_bytes: int     # largest single component: what offload keeps on the GPU at once
+
+
+@dataclass
+class EditModels:
+    video: VideoPainterPipeline
+    first_frame: FluxFillInpainter
+    cog_policy: DevicePolicy
+    flux_policy: DevicePolicy
+    descriptions: dict[str, Any] = field(default_factory=dict)
+    plan: list[str] = field(default_factory=list)
+    load_seconds: float = 0.0
+
+
+def module_bytes(module: nn.Module) -> int:
+    tensors = list(module.parameters()) + list(module.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def pipeline_need(name: str, pipe: Any, device: str) -> PipelineNeed:
+    sizes = [module_bytes(m) for m in pipe.components.values() if isinstance(m, nn.Module)]
+    return PipelineNeed(name, device, sum(sizes), max(sizes, default=0))
+
+
+def _size(n: int) -> str:
+    return f"{n / GB:.2f} GB" if n >= GB // 10 else f"{n / 2**20:.1f} MB"
+
+
+def plan_placement(needs: list[PipelineNeed], free_bytes: dict[str, int], reserve_bytes: int,
+                   mode: str = "auto") -> tuple[dict[str, bool], list[str]]:
+    """Which pipelines use CPU offload (``{name: True}``), and the plan as log lines.
+
+    ``free_bytes``: free memory per CUDA device. ``mode``: auto (offload only what does not fit),
+    never, always. CPU pipelines are always resident.
+    """
+    offload = {n.name: False for n in needs}
+    lines = []
+    for device in sorted({n.device for n in needs}):
+        group = [n for n in needs if n.device == device]
+        listed = " + ".join(f"{n.name} {_size(n.total_bytes)}" for n in group)
+        if not device.startswith("cuda"):
+            lines.append(f"{device}: {listed}: resident")
+            continue
+        free = free_bytes.get(device, 0)
+
+        def need_now(group: list[PipelineNeed] = group) -> int:
+            return sum(n.largest_bytes if offload[n.name] else n.total_bytes for n in group) + reserve_bytes
+
+        if mode == "always":
+            for n in group:
+                offload[n.name] = True
+        elif mode == "auto":
+            for n in sorted(group, key=lambda n: n.total_bytes, reverse=True):
+                if need_now() <= free:
+                    break
+                offload[n.name] = True
+        placed = ", ".join(f"{n.name} {'CPU offload' if offload[n.name] else 'resident'}" for n in group)
+        verdict = "fits" if need_now() <= free else "MAY NOT FIT"
+        lines.append(f"{device}: {listed} + reserve {_size(reserve_bytes)} vs free {_size(free)}: "
+                     f"{placed} (peak weights {_size(need_now() - reserve_bytes)}, {verdict})")
+    return offload, lines
+
+
+def _quiet_tiny_warnings() -> None:
+    for name in _TINY_QUIET:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _build_video(cfg: EditConfig, policy: DevicePolicy) -> tuple[VideoPainterPipeline, dict[str, Any]]:
+    if cfg.profile == "tiny":
+        from generation.tiny_models import tiny_cogvideox_components
+
+        pipe = VideoPainterPipeline(**tiny_cogvideox_components(0))
+        desc: dict[str, Any] = {"model": "tiny CogVideoX I2V + tiny VideoPainter branch (random weights)"}
+    else:
+        from diffusers import CogVideoXDPMScheduler
+
+        try:
+            branch = VideoPainterBranch.from_pretrained(cfg.branch_model, subfolder=cfg.branch_subfolder or None,
+                                                        dtype=policy.dtype)
+            pipe = VideoPainterPipeline.from_pretrained(cfg.cog_model, branch=branch, dtype=policy.dtype)
+        except (OSError, ValueError) as exc:
+            raise LanepaintError(f"cannot load the video models ({cfg.cog_model}, {cfg.branch_model}/"
+                                 f"{cfg.branch_subfolder}): {' '.join(str(exc).split())[:300]}") from None
+        pipe.scheduler = CogVideoXDPMScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
+        desc = {"model": cfg.cog_model, "branch": f"{cfg.branch_model}/{cfg.branch_subfolder}"}
+    if cfg.id_lora_path:
+        desc["id_lora"] = load_id_lora(pipe, cfg.id_lora_path, cfg.id_lora_alpha)
+        pipe.enable_id_resampling()
+    desc["parameters"] = {name: sum(p.numel() for p in m.parameters())
+                          for name, m in pipe.components.items() if isinstance(m, nn.Module)}
+    return pipe, desc
+
+
+def _free_bytes(device: str) -> int:
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    return int(free)
+
+
+def load_edit_models(cfg: EditConfig) -> EditModels:
+    """Build both pipelines, place them by the memory plan, and log the plan."""
+    start = time.perf_counter()
+    if not progress_enabled():   # no loading bars in logs that are not a terminal
+        import diffusers.utils.logging
+        import transformers.utils.logging
+
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()
+    cog_policy = resolve_device(cfg.cog_device, cfg.profile)
+    flux_policy = resolve_device(cfg.flux_device, cfg.profile)
+    if cfg.profile == "tiny":
+        _quiet_tiny_warnings()
+    video, video_desc = _build_video(cfg, cog_policy)
+    flux_pipe = build_fluxfill(cfg.profile, cfg.flux_model, flux_policy)
+    flux_desc = {"model": cfg.flux_model if cfg.profile == "full" else "tiny FluxFill (random weights)",
+                 "lora": apply_lora(flux_pipe, cfg.img_inpainting_lora_path, cfg.img_inpainting_lora_scale)}
+    for pipe in (video, flux_pipe):
+        pipe.set_progress_bar_config(disable=True)   # our own progress bars (core.logs) show the steps
+
+    needs = [pipeline_need("video", video, cog_policy.device), pipeline_need("first-frame", flux_pipe, flux_policy.device)]
+    free = {n.device: _free_bytes(n.device) for n in needs if n.device.startswith("cuda")}
+    offload, lines = plan_placement(needs, free, int(cfg.reserve_gb * GB), cfg.offload)
+    lines.append(f"qwen judge: device {cfg.qwen_device}, not loaded by this stage (judge loop: issue 5)")
+    for line in lines:
+        log.info("memory plan: %s", line)
+    for name, pipe, policy in (("video", video, cog_policy), ("first-frame", flux_pipe, flux_policy)):
+        if offload[name]:
+            pipe.enable_model_cpu_offload(device=policy.device)
+            if name == "video":
+                pipe.vae.enable_tiling()   # the 49-frame decode is the activation peak
+        elif pipe.dtype != policy.dtype:   # e.g. tiny (float32) models asked onto a bf16 GPU
+            pipe.to(policy.device, policy.dtype)
+        else:
+            pipe.to(policy.device)
+    inpainter = FluxFillInpainter(
+        flux_pipe, guidance_scale=cfg.flux_guidance_scale, num_inference_steps=int(cfg.flux_num_inference_steps),
+        max_area=int(cfg.flux_max_area), max_sequence_length=int(cfg.flux_max_sequence_length),
+        keep_masked_pixels=cfg.keep_masked_pixels, mask_feather=cfg.mask_feather, lora=flux_desc["lora"])
+    for desc, policy, name in ((video_desc, cog_policy, "video"), (flux_desc, flux_policy, "first-frame")):
+        desc.update(device=policy.describe(), placement="CPU offload" if offload[name] else "resident")
+    seconds = time.perf_counter() - start
+    log.info("models loaded in %.1fs (video on %s, first frame on %s)", seconds, cog_policy.describe(),
+             flux_policy.describe())
+    return EditModels(video, inpainter, cog_policy, flux_policy,
+                      {"video": video_desc, "first_frame": flux_desc}, lines, seconds)

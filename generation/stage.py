@@ -1,0 +1,170 @@
+"""Stage 2: ``run_edit(cfg) -> StageResult``: repaint the road of every clip of a segmentation run.
+
+Reads ``preprocessed_data_vp/<data_run_id>/`` (stage 1's hand-off), loads the models once, and runs
+every (video, instruction) item, all instructions of a video before the next video. Bad inputs fail
+their items with a one-line reason; the others go on. An item whose sidecar exists is done and
+skipped on rerun (unless ``overwrite``). Each instruction folder gets ``report.txt``/``report.json``
+listing every video with status and timings; the run root gets ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from core import storage
+from core.errors import LanepaintError, StorageError, UsageError
+from core.layout import Layout
+from core.manifest import RunManifest
+from core.runner import FAILED, OK, ItemRunner, RunSummary, StageResult, Timings
+from core.vp_data import list_vp_videos, read_vp_clip
+from generation.config import EditConfig
+from generation.editor import ClipInputs, FirstFrameStep, edit_item, load_clip_inputs, unjudged
+from generation.instructions import Instruction, parse_instructions
+
+log = logging.getLogger(__name__)
+
+STAGE = "edit"
+
+
+@dataclass(frozen=True)
+class EditItem:
+    video_id: str
+    instruction: Instruction
+
+    @property
+    def item_id(self) -> str:
+        return f"{self.instruction.folder}/{self.video_id}"
+
+
+def _check_inputs(cfg: EditConfig) -> tuple[Layout, list[str]]:
+    """Run-level checks, before anything is written: storage root, LoRA paths, stage-1 output."""
+    try:
+        storage.scheme(cfg.output_root)
+    except StorageError as exc:
+        raise UsageError(str(exc)) from None
+    for flag, path in (("--img-inpainting-lora-path", cfg.img_inpainting_lora_path),
+                       ("--id-lora-path", cfg.id_lora_path)):
+        if path and not os.path.exists(path):
+            raise UsageError(f"{flag} {path}: no such file or folder")
+    layout = Layout(cfg.output_root)
+    available = list_vp_videos(layout, cfg.data_run_id)
+    if not available:
+        raise UsageError(f"no segmentation output for run {cfg.data_run_id} under {cfg.output_root}")
+    return layout, available
+
+
+def _readable(layout: Layout, cfg: EditConfig, video_id: str, available: list[str]) -> bool:
+    """A cheap look (meta.csv and files) so that a run whose pending videos are all broken does not
+    load the models; the full checks run per item."""
+    if video_id not in available:
+        return False
+    try:
+        read_vp_clip(layout, cfg.data_run_id, video_id)
+    except LanepaintError:
+        return False
+    return True
+
+
+class _ClipCache:
+    """The inputs of the current video (items come video by video), or the error they raised."""
+
+    def __init__(self, layout: Layout, cfg: EditConfig, available: set[str]) -> None:
+        self.layout, self.cfg, self.available = layout, cfg, available
+        self.cache_dir = cfg.cache_dir or storage.DEFAULT_CACHE_DIR
+        self.video_id: str | None = None
+        self.value: ClipInputs | LanepaintError | None = None
+
+    def get(self, video_id: str) -> ClipInputs:
+        if video_id != self.video_id:
+            self.video_id, self.value = video_id, None
+            try:
+                if video_id not in self.available:
+                    raise LanepaintError(f"{video_id}: not in segmentation run {self.cfg.data_run_id}")
+                self.value = load_clip_inputs(self.layout, self.cfg, video_id, self.cache_dir)
+            except LanepaintError as exc:
+                self.value = exc
+        if isinstance(self.value, LanepaintError):
+            raise LanepaintError(str(self.value))
+        assert self.value is not None
+        return self.value
+
+
+def _write_reports(layout: Layout, cfg: EditConfig, instructions: tuple[Instruction, ...], videos: list[str],
+                   records: dict[str, dict[str, Any]]) -> None:
+    """Per instruction: every video of this run with status and timings (from all invocations)."""
+    for inst in instructions:
+        rows = []
+        for video_id in videos:
+            record = records.get(f"{inst.folder}/{video_id}", {})
+            timings = record.get("timings", {})
+            rows.append({"video_id": video_id, "status": record.get("status", "not run"),
+                         "error": record.get("error", ""), "seconds": record.get("seconds", 0.0),
+                         "timings": timings})
+        lines = [f"instruction: {inst.text}", f"folder: {inst.folder}", f"run: {cfg.run_id} (data {cfg.data_run_id}, "
+                 f"profile {cfg.profile})", "", f"{'video':<40} {'status':<8} {'first_frame':>11} "
+                 f"{'video_gen':>10} {'upload':>8} {'total':>8}  error"]
+        for r in rows:
+            t = r["timings"]
+            lines.append(f"{r['video_id']:<40} {r['status']:<8} {t.get('first_frame', 0):>11.2f} "
+                         f"{t.get('video_generation', 0):>10.2f} {t.get('upload', 0):>8.2f} {r['seconds']:>8.2f}"
+                         f"  {r['error']}")
+        ok = sum(1 for r in rows if r["status"] == OK)
+        lines += ["", f"{ok}/{len(rows)} ok, {sum(1 for r in rows if r['status'] == FAILED)} failed"]
+        folder = layout.vp_instruction(cfg.run_id, inst.folder)
+        storage.write_text(storage.join(folder, "report.txt"), "\n".join(lines) + "\n")
+        storage.write_text(storage.join(folder, "report.json"), json.dumps(
+            {"instruction": inst.as_dict(), "run_id": cfg.run_id, "videos": rows}, indent=2))
+
+
+def run_edit(cfg: EditConfig, make_first_frame: Callable[[Any], FirstFrameStep] | None = None) -> StageResult:
+    """Edit every video of ``cfg.data_run_id`` with every instruction; see the module docstring.
+
+    ``make_first_frame(models)`` builds the first-frame step from the loaded models (default: one
+    plain FluxFill call, ``editor.unjudged``); the judge loop (issue 5) plugs in here.
+    """
+    instructions = parse_instructions(cfg.instructions)
+    layout, available = _check_inputs(cfg)
+    videos = list(cfg.video_ids) or available
+    items = [EditItem(v, inst) for v in videos for inst in instructions]
+    run_uri = layout.vp_run(cfg.run_id)
+    manifest = RunManifest(STAGE, run_uri, cfg.run_id, cfg, cfg.profile)
+    manifest.set_model("instructions", [inst.as_dict() for inst in instructions])
+
+    def is_done(item: EditItem) -> bool:
+        return storage.exists(layout.vp_sidecar(cfg.run_id, item.instruction.folder, item.video_id))
+
+    pending = [it for it in items if cfg.overwrite or not is_done(it)]
+    log.info("edit %s: %d video(s) x %d instruction(s) from segmentation run %s, %d to do",
+             cfg.run_id, len(videos), len(instructions), cfg.data_run_id, len(pending))
+    models = None
+    if any(_readable(layout, cfg, v, available) for v in dict.fromkeys(it.video_id for it in pending)):
+        from generation.edit_models import load_edit_models
+
+        models = load_edit_models(cfg)
+        for role, description in models.descriptions.items():
+            manifest.set_model(role, description)
+        manifest.set_model("memory_plan", models.plan)
+        manifest.set_model("load_seconds", round(models.load_seconds, 3))
+    step = None
+    if models is not None:
+        step = make_first_frame(models) if make_first_frame else unjudged(models.first_frame)
+    clips = _ClipCache(layout, cfg, set(available))
+
+    def run_one(item: EditItem, timings: Timings) -> dict[str, Any]:
+        inputs = clips.get(item.video_id)
+        return edit_item(cfg, layout, item.instruction, inputs, models, step, timings)
+
+    runner = ItemRunner(STAGE, item_id=lambda it: it.item_id, is_done=is_done, overwrite=cfg.overwrite,
+                        on_result=manifest.record)
+    summary = runner.run(items, run_one, RunSummary(STAGE))
+    records = manifest.build(summary)["items"]     # every invocation's items (shards share the run root)
+    _write_reports(layout, cfg, instructions, sorted(set(available) | set(videos)), records)
+    manifest_uri = manifest.finalize(summary)
+    return StageResult.from_summary(summary, cfg.run_id, cfg.output_root, run_uri, manifest_uri,
+                                    vp_run_uri=run_uri,
+                                    instruction_folders=",".join(inst.folder for inst in instructions))

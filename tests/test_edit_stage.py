@@ -1,0 +1,191 @@
+"""Stage 2 end to end on tiny models: every output, per-item bad inputs, resume, run-level usage
+errors, the CLI and the demo step. Stage-1 output is written with core.vp_data.write_vp_clip from
+synthetic clips (ground-truth masks): exactly the hand-off format."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from core import videoio
+from core.cli import main
+from core.config import build_config
+from core.demo import DemoState, _edit
+from core.errors import UsageError
+from core.layout import Layout
+from core.synth import LaneSpec, SceneSpec, render_scene
+from core.vp_data import write_vp_clip
+from generation.config import EditConfig
+from generation.masking import dilate_masks
+from generation.stage import run_edit
+
+RUN = "demo_run"
+GOOD = "synth_good"
+BAD = {
+    "synth_nometa": "missing meta.csv",
+    "synth_nomasks": "missing masks",
+    "synth_mismatch": "mask/video frame-count mismatch (45 masks, 49 video frames)",
+    "synth_empty": "all-zero mask (nothing to edit)",
+    "synth_short": "clip shorter than 49 frames (40 frames at 8 fps)",
+}
+
+
+@pytest.fixture(scope="module")
+def scene():
+    spec = SceneSpec(width=128, height=80, fps=8.0, seconds=49 / 8, lanes=LaneSpec.parse("single white dashed"))
+    frames, masks = render_scene(spec)
+    assert frames.shape == (49, 80, 128, 3)
+    return frames, masks
+
+
+def write_stage1(root, frames, masks):
+    layout = Layout(root)
+    write_vp_clip(layout, RUN, GOOD, frames, masks, fps=8.0)
+    for vid in ("synth_nometa", "synth_nomasks", "synth_mismatch"):
+        write_vp_clip(layout, RUN, vid, frames, masks, fps=8.0)
+    os.remove(layout.vp_meta_csv(RUN, "synth_nometa"))
+    os.remove(layout.vp_masks_npz(RUN, "synth_nomasks"))
+    np.savez_compressed(layout.vp_masks_npz(RUN, "synth_mismatch"), arr_0=masks[:45].astype(np.uint8))
+    write_vp_clip(layout, RUN, "synth_empty", frames, np.zeros_like(masks), fps=8.0)
+    write_vp_clip(layout, RUN, "synth_short", frames[:40], masks[:40], fps=8.0)
+    return layout
+
+
+def test_demo_edit_step_writes_every_output_and_fails_bad_inputs_one_line_each(tmp_path, scene, monkeypatch):
+    frames, masks = scene
+    root = str(tmp_path / "out")
+    layout = write_stage1(root, frames, masks)
+    state = DemoState(output_root=root, run_id=RUN, seconds=6.125, size=(128, 80))
+    outcome = _edit(state)
+    result = state.results["edit"]
+    assert outcome.startswith("2 edited, 0 already done, 10 failed")
+    assert state.exit_code == 1 and result.exit_code == 1
+    folders = ["lane_double_yellow_solid", "lane_single_white_dashed"]
+    assert sorted(result.ok) == [f"{f}/{GOOD}" for f in folders]
+    failures = dict(result.failed)
+    for folder in folders:
+        for vid, reason in BAD.items():
+            assert reason in failures[f"{folder}/{vid}"] and "\n" not in failures[f"{folder}/{vid}"]
+
+    dilated = dilate_masks(masks, 24)
+    original = videoio.decode(layout.vp_raw_video(RUN, GOOD), fps=None)
+    for folder in folders:
+        edit = layout.vp_edit_video(RUN, folder, GOOD)
+        info = videoio.probe(edit)
+        assert (info.frame_count, info.width, info.height, info.fps) == (49, 128, 80, 8.0)
+        edited = videoio.decode(edit, fps=None)
+        outside = np.abs(edited.astype(int) - original.astype(int))[~dilated].mean()
+        inside = np.abs(edited.astype(int) - original.astype(int))[dilated].mean()
+        assert outside < 3.0 < 10.0 < inside            # original outside the mask (up to H.264), edit inside
+        gen = videoio.probe(layout.vp_generated_video(RUN, folder, GOOD))
+        assert (gen.frame_count, gen.width, gen.height) == (49, 96, 64)
+        sidecar = json.loads(open(layout.vp_sidecar(RUN, folder, GOOD)).read())
+        for key in ("flux_input", "flux_mask", "flux_output"):
+            assert os.path.getsize(sidecar["outputs"][key]) > 0
+        assert sidecar["instruction"].endswith("keep road texture, lighting, and shadows unchanged")
+        assert sidecar["caption_used"] == sidecar["instruction"]
+        assert (sidecar["iterations"], sidecar["verdict"]) == (1, "not judged")
+        assert set(sidecar["timings"]) == {"first_frame", "video_generation", "upload"}
+        assert sidecar["parameters"]["num_inference_steps"] == 2 and sidecar["seeds"] == {"first_frame": 42, "video": 42}
+        assert sidecar["parameters"]["dilate_size"] == 24 and sidecar["profile"] == "tiny"
+        assert "ram_peak_mb" in sidecar["memory"] and sidecar["windows"] == [[0, 49]]
+        report = open(os.path.join(layout.vp_instruction(RUN, folder), "report.txt")).read()
+        assert all(vid in report for vid in [GOOD, *BAD]) and "1/6 ok, 5 failed" in report
+    manifest = json.loads(open(os.path.join(layout.vp_run(RUN), "manifest.json")).read())
+    assert manifest["counts"] == {"ok": 2, "failed": 10} and manifest["profile"] == "tiny"
+    assert "profile_note" in manifest and manifest["models"]["memory_plan"]
+
+    # resume: the good items are done (sidecar written last), the models are not even loaded
+    import generation.edit_models
+
+    def no_models(cfg):
+        raise AssertionError("models loaded although every item is done")
+
+    monkeypatch.setattr(generation.edit_models, "load_edit_models", no_models)
+    again = run_edit(EditConfig(data_run_id=RUN, run_id=RUN, output_root=root, profile="tiny",
+                                instructions="lane double yellow solid||lane single white dashed",
+                                video_ids=(GOOD,)))
+    assert sorted(again.skipped) == sorted(result.ok) and not again.ok and not again.failed
+    broken = run_edit(EditConfig(data_run_id=RUN, run_id=RUN, output_root=root, profile="tiny",
+                                 instructions="lane double yellow solid", video_ids=("synth_nometa", "synth_gone")))
+    assert dict(broken.failed) == {"lane_double_yellow_solid/synth_nometa": failures[f"{folders[0]}/synth_nometa"],
+                                   "lane_double_yellow_solid/synth_gone": f"synth_gone: not in segmentation run {RUN}"}
+    report = json.loads(open(os.path.join(layout.vp_instruction(RUN, folders[0]), "report.json")).read())
+    rows = {row["video_id"]: row for row in report["videos"]}   # every video of the run, from all invocations
+    assert set(rows) == {GOOD, "synth_gone", *BAD}
+    assert rows[GOOD]["status"] == "ok" and rows[GOOD]["timings"]["video_generation"] > 0
+    assert rows["synth_gone"]["status"] == "failed" and rows["synth_short"]["status"] == "failed"
+
+
+def test_no_segmentation_output_is_a_usage_error_before_anything_is_written(tmp_path):
+    root = str(tmp_path / "empty")
+    with pytest.raises(UsageError, match=f"no segmentation output for run seg9 under {root}"):
+        run_edit(EditConfig(data_run_id="seg9", run_id="e1", output_root=root, profile="tiny"))
+    assert not os.path.exists(root)
+
+
+def test_missing_lora_path_is_a_usage_error(tmp_path, scene):
+    root = str(tmp_path / "out")
+    write_vp_clip(Layout(root), RUN, GOOD, *scene, fps=8.0)
+    cfg = EditConfig(data_run_id=RUN, run_id="e1", output_root=root, profile="tiny",
+                     img_inpainting_lora_path=str(tmp_path / "missing.safetensors"), img_inpainting_lora_scale=1.0)
+    with pytest.raises(UsageError, match="--img-inpainting-lora-path .*missing.safetensors: no such file"):
+        run_edit(cfg)
+    assert not os.path.exists(os.path.join(root, "vp"))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"instructions": "lane double yellow solid||"}, "empty instruction"),
+    ({"instructions": "lane double purple solid"}, "unknown word 'purple'"),
+    ({"data_run_id": ""}, "--data-run-id is required"),
+    ({"run_id": "../x"}, "invalid run id"),
+    ({"strength": 0.0}, "--strength must be in (0, 1]"),
+    ({"num_frames": 48}, "4k+1"),
+    ({"video_ids": ("ok", "a/b")}, "invalid video id"),
+])
+def test_bad_config_is_a_one_line_usage_error(changes, message):
+    values = {"data_run_id": "seg", "run_id": "e1", "profile": "tiny"} | changes
+    with pytest.raises(UsageError) as err:
+        EditConfig(**values)
+    assert message in str(err.value)
+
+
+def test_environment_fills_the_config_and_flags_win():
+    env = {"VP_DILATE_SIZE": "12", "VP_KEEP_MASKED_PIXELS": "false", "VP_SEED": "7", "DATA_RUN_ID": "seg1",
+           "VP_INSTRUCTIONS": "lane double white solid", "VP_VIDEO_IDS": "a_1,b_2", "LANEPAINT_PROFILE": "tiny"}
+    cfg = build_config(EditConfig, "edit", {"seed": "9", "run_id": "r1"}, environ=env)
+    assert (cfg.dilate_size, cfg.keep_masked_pixels, cfg.seed, cfg.data_run_id) == (12, False, 9, "seg1")
+    assert cfg.video_ids == ("a_1", "b_2") and cfg.profile == "tiny"
+    assert (cfg.num_inference_steps, cfg.model_size, cfg.guidance_scale, cfg.mask_feather) == (2, (96, 64), 6.0, 8)
+    full = EditConfig(data_run_id="seg1", run_id="r1")
+    assert (full.num_inference_steps, full.model_size, full.flux_num_inference_steps) == (70, (720, 480), 50)
+    assert (full.strength, full.seed, full.img_inpainting_lora_scale, full.flux_guidance_scale) == (1.0, 42, 0.0, 30.0)
+
+
+def test_cli_without_segmentation_output_exits_2(tmp_path, capsys):
+    code = main(["edit", "--data-run-id", "nothing", "--run-id", "e1", "--output-root", str(tmp_path),
+                 "--profile", "tiny"])
+    assert code == 2
+    assert f"no segmentation output for run nothing under {tmp_path}" in capsys.readouterr().err
+
+
+def test_full_profile_code_path_loads_local_checkpoint_folders(tmp_path, scene):
+    """The full loader (from_pretrained of the CogVideoX I2V folder, the branch subfolder and FluxFill),
+    run offline on tiny checkpoints saved to disk; only the sizes are overridden."""
+    from generation.tiny_models import save_tiny_checkpoints
+
+    paths = save_tiny_checkpoints(str(tmp_path / "ckpt"))
+    root = str(tmp_path / "out")
+    write_vp_clip(Layout(root), RUN, GOOD, *scene, fps=8.0)
+    cfg = EditConfig(data_run_id=RUN, run_id="full1", output_root=root, profile="full",
+                     instructions="lane double white solid", **paths, model_width=96, model_height=64,
+                     num_inference_steps=2, flux_num_inference_steps=2, flux_max_area=96 * 64,
+                     flux_max_sequence_length=32, cog_device="cpu", flux_device="cpu")
+    result = run_edit(cfg)
+    assert result.ok == (f"lane_double_white_solid/{GOOD}",) and not result.failed
+    manifest = json.loads(open(os.path.join(result.run_uri, "manifest.json")).read())
+    video = manifest["models"]["video"]
+    assert video["model"] == paths["cog_model"] and video["branch"].endswith("vp/checkpoints/branch")
+    assert video["placement"] == "resident" and video["parameters"]["branch"] > 0
+    assert manifest["profile"] == "full" and "profile_note" not in manifest
