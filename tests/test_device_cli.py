@@ -1,3 +1,5 @@
+import fnmatch
+import json
 import subprocess
 import sys
 
@@ -37,11 +39,28 @@ def test_console_script_entry_point_runs():
     assert out.returncode == 0 and "SAM2_MAX_FRAMES" in out.stdout
 
 
-def test_demo_synthesises_a_clip(tmp_path, capsys):
-    assert main(["demo", "--output-root", str(tmp_path), "--run-id", "demo_t", "--seconds", "1",
-                 "--size", "96x64"]) == 0
-    assert (tmp_path / "demo_inputs" / "demo_t").is_dir()
-    assert "lanepaint demo demo_t" in capsys.readouterr().out
+@pytest.mark.slow
+def test_demo_runs_every_stage_end_to_end(tmp_path, capsys):
+    """`lanepaint demo`: a synthetic clip through stages 1 -> 2 -> 3 with the tiny profile."""
+    root = tmp_path / "out"
+    assert main(["demo", "--output-root", str(root), "--run-id", "demo_t"]) == 0
+    out = capsys.readouterr().out
+    assert "lanepaint demo demo_t" in out and "failed" not in out.split("done in")[1].replace("0 failed", "")
+    files = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
+
+    def count(pattern: str) -> int:
+        return sum(1 for f in files if fnmatch.fnmatch(f, pattern))
+
+    assert count("sam2/demo_t/*/masks/00000.png") == 1
+    assert count("preprocessed_data_vp/demo_t/*/mask_root/*/all_masks.npz") == 1
+    assert count("vp/demo_t/*/*/*_vp_edit_sample0.mp4") == 2          # two instructions
+    assert count("vp/demo_t/*/*/*_vp_edit_sample0.json") == 2
+    assert count("alpamayo/demo_t/*/*/*_overlay.mp4") == 2
+    assert count("alpamayo/demo_t/*/*/*_comparison.mp4") == 2
+    assert count("alpamayo/demo_t/demo_t_report.txt") == 1
+    for stage in ("sam2", "vp", "alpamayo"):
+        manifest = json.loads((root / stage / "demo_t" / "manifest.json").read_text())
+        assert manifest["profile"] == "tiny" and "profile_note" in manifest
 
 
 def test_top_level_option_value_is_not_taken_for_the_command(tmp_path):
