@@ -119,6 +119,7 @@ def test_dual_inference_with_the_baseline(av, tmp_path):
     assert summary["counts"]["succeeded"] == 2 and summary["instructions"][FOLDER]["delta"]["p_value"] == 1.0
     report = storage.read_text(result.get("report_uri"))
     assert "videos: 2   succeeded: 2" in report and f"{FOLDER}: n=2 mean +0.000" in report
+    assert "never looks at the camera frames, so its delta is 0 by construction" in report
     assert storage.exists(summary["delta_plot"]) and storage.read_bytes(summary["delta_plot"])[:4] == b"\x89PNG"
     manifest = json.loads(storage.read_text(result.manifest_uri))
     assert manifest["models"]["trajectory_model"]["model"] == "constant-velocity"

@@ -134,6 +134,9 @@ def report_text(s: dict[str, Any]) -> str:
         "",
         "per instruction: delta = edited minADE - original minADE (m)",
     ]
+    if (s.get("model_description") or {}).get("uses_images") is False:
+        lines.insert(len(lines) - 1, f"note: {s['model']} plans from the ego history only and never looks at the "
+                     "camera frames, so its delta is 0 by construction; use --model alpamayo to measure the edit")
     for folder, info in s["instructions"].items():
         d = info["delta"]
         lines.append(f"  {folder}: n={d['n']} mean {d['mean']:+.3f} median {d['median']:+.3f} "
