@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("core.synth_cli", "write synthetic driving clips with exact ground-truth road masks"),
     "env": ("core.env_cli", "list the environment variables lanepaint reads"),
     "segment": ("segmentation.cli", "stage 1: SAM2 road masks for driving videos, in VideoPainter's input format"),
+    "dataset": ("segmentation.dataset_cli", "lane datasets: generate (SAM2 masks + VLM lane captions) or filter by attributes"),
     "evaluate": ("vla.cli", "stage 3: driving model (Alpamayo-R1 or baseline) on original vs edited clips, minADE"),
     "render": ("vla.render_cli", "overlay and comparison videos from stage 3's *_vis_data.npz files"),
 }
