@@ -39,6 +39,8 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Qwen2.5-VL captioner: 7B, 72B, a hub id or a local folder (default 7B; or DATASET_VLM_MODEL)")
     parser.add_argument("--caption-temperature", type=float, default=None, help="captioner temperature (default 0: greedy)")
     parser.add_argument("--caption-max-new-tokens", type=int, default=None, help="captioner answer length (default 64)")
+    parser.add_argument("--caption-max-side", type=int, default=None,
+                        help="longer side of the frames the captioner sees, in pixels (default 1024; 0: full size)")
     parser.add_argument("--batch-size", type=int, default=None, help="frames per SAM2 / Qwen batch (default 8)")
     parser.add_argument("--devices", default=None,
                         help="auto (every GPU; CPU for tiny), cpu, cuda or cuda:0,cuda:1: one worker per device "

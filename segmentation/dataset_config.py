@@ -38,7 +38,8 @@ class DatasetGenerateConfig:
     ``devices``: ``auto`` (every GPU for the full profile, else CPU), ``cpu``, ``cuda``, or a comma
     list such as ``cuda:0,cuda:1``: one worker per device, each loading SAM2 and Qwen once.
     ``sam2_*`` and ``tiny_seed`` pick SAM2 as in stage 1 (``lanepaint segment --model ...``);
-    ``vlm_model`` picks Qwen2.5-VL (7B, 72B, a hub id or a local folder).
+    ``vlm_model`` picks Qwen2.5-VL (7B, 72B, a hub id or a local folder); it sees frames scaled to at
+    most ``caption_max_side`` pixels (0: full size); the dataset keeps full-size images.
     """
 
     sources: tuple[str, ...] = ()
@@ -56,6 +57,7 @@ class DatasetGenerateConfig:
     vlm_model: str = "7B"
     caption_temperature: float = 0.0
     caption_max_new_tokens: int = 64
+    caption_max_side: int = 1024
     batch_size: int = 8
     devices: str = "auto"
     io_workers: int = 8
@@ -86,8 +88,9 @@ class DatasetGenerateConfig:
             raise UsageError(f"--prompt {self.prompt!r}: use one of {', '.join(PROMPTS)}")
         if not 0.0 <= self.min_coverage < 1.0:
             raise UsageError(f"--min-coverage must be in [0, 1), got {self.min_coverage}")
-        if self.caption_temperature < 0 or self.caption_max_new_tokens < 1:
-            raise UsageError("--caption-temperature must be >= 0 and --caption-max-new-tokens >= 1")
+        if self.caption_temperature < 0 or self.caption_max_new_tokens < 1 or self.caption_max_side < 0:
+            raise UsageError("--caption-temperature and --caption-max-side must be >= 0, "
+                             "--caption-max-new-tokens >= 1")
         if self.batch_size < 1 or self.io_workers < 1:
             raise UsageError("--batch-size and --io-workers must be >= 1")
         parse_devices(self.devices)

@@ -224,7 +224,8 @@ def _default_captioner(cfg: DatasetGenerateConfig) -> CaptionerFactory:
     from segmentation.lane_caption import QwenCaptioner
 
     return lambda policy: QwenCaptioner(cfg.profile, cfg.vlm_model, policy.device, cfg.caption_temperature,
-                                        cfg.caption_max_new_tokens, cfg.batch_size, cfg.cache_dir)
+                                        cfg.caption_max_new_tokens, cfg.batch_size, cfg.cache_dir,
+                                        cfg.caption_max_side)
 
 
 def run_worker(task: WorkerTask, captioner_factory: CaptionerFactory | None = None) -> WorkerReport:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 
 from generation.judge_parse import ATTRIBUTE_ALIASES, _excerpt, _find_object, _norm_key
@@ -112,29 +113,44 @@ def parse_lane_answer(raw: Any) -> ParsedCaption:
     return ParsedCaption(LaneAttributes(), "none", [f"{reason}: {_excerpt(text, 80)!r}"])
 
 
+def shrink(image: np.ndarray, max_side: int) -> np.ndarray:
+    """``image`` scaled down (area interpolation) so its longer side is at most ``max_side`` (0: as is).
+
+    Qwen2.5-VL spends one token per 28x28 pixels: a 1920x1080 frame is about 2,600 image tokens, at
+    1024 px about 750, and the lane markings stay plainly visible."""
+    height, width = image.shape[:2]
+    if max_side <= 0 or max(height, width) <= max_side:
+        return image
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 class QwenCaptioner:
     """Qwen2.5-VL answering ``LANE_QUESTION`` for a batch of frames (one ``generate`` call per batch)."""
 
     def __init__(self, profile: str, model: str | None, device: str, temperature: float = 0.0,
-                 max_new_tokens: int = 64, batch_size: int = 8, cache_dir: str | None = None) -> None:
+                 max_new_tokens: int = 64, batch_size: int = 8, cache_dir: str | None = None,
+                 max_side: int = 0) -> None:
         from generation.vlm import QwenVLM
 
         self.vlm = QwenVLM(profile=profile, model=model, device=device, cache_dir=cache_dir).load()
         self.temperature = float(temperature)
         self.max_new_tokens = int(max_new_tokens)
         self.batch_size = max(1, int(batch_size))
+        self.max_side = int(max_side)
 
     def __call__(self, images: Sequence[np.ndarray], names: Sequence[str]) -> list[str]:
         answers: list[str] = []
         for start in range(0, len(images), self.batch_size):
-            chunk = list(images[start:start + self.batch_size])
+            chunk = [shrink(i, self.max_side) for i in images[start:start + self.batch_size]]
             answers += self.vlm.ask_many(chunk, [LANE_QUESTION] * len(chunk), temperature=self.temperature,
                                          max_new_tokens=self.max_new_tokens)
         return answers
 
     def describe(self) -> dict[str, Any]:
         return self.vlm.describe() | {"question": "LANE_QUESTION", "temperature": self.temperature,
-                                      "max_new_tokens": self.max_new_tokens}
+                                      "max_new_tokens": self.max_new_tokens, "max_side": self.max_side}
 
 
 def describe_captioner(captioner: Any) -> dict[str, Any]:

@@ -16,15 +16,18 @@ the same sentence; a reader uses ``prompt`` when it is empty). Other files (``ca
 
 Entry points: ``read_rows(root)`` (train.csv -> ``DatasetRow`` list, a one-line ``DatasetError`` for
 a missing file or columns), ``check_rows(root, rows)`` (per-row validation with reasons),
-``validate_dataset(root)`` (both, for a trainer), ``load_sample(root, row)`` (arrays), and
+``validate_dataset(root)`` (both, for a trainer), ``load_sample(root, row)`` (arrays),
+``local_copy(root, cache_dir)`` (a remote dataset downloaded once, for many epochs) and
 ``distribution_table(rows)``.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -313,6 +316,33 @@ def load_sample(root: str, row: DatasetRow) -> tuple[np.ndarray, np.ndarray]:
     if image.shape[:2] != mask.shape:
         raise DatasetError(f"line {row.line}: image and mask sizes differ")
     return image, mask
+
+
+def local_copy(root: str, cache_dir: str, workers: int = 8) -> str:
+    """A local folder with ``root``'s train.csv and every file its rows name: ``root`` itself when it
+    is local, else ``<cache_dir>/datasets/<hash of root>`` (train.csv fetched again each call, files
+    already there reused; files that cannot be fetched are left for validation to report)."""
+    if storage.is_local(root):
+        return storage.local_path(root)
+    dest = os.path.join(cache_dir, "datasets", hashlib.sha1(root.rstrip("/").encode()).hexdigest()[:16])
+    try:
+        storage.get(storage.join(root, TRAIN_CSV), os.path.join(dest, TRAIN_CSV))
+    except StorageError as exc:
+        raise DatasetError(f"dataset {root}: cannot read {TRAIN_CSV} ({exc})") from None
+    paths = sorted({p for row in read_rows(dest) for p in (row.image, row.mask) if _path_problem(p) is None})
+
+    def one(rel: str) -> None:
+        target = os.path.join(dest, *rel.replace("\\", "/").split("/"))
+        if not os.path.exists(target):
+            try:
+                storage.get(resolve(root, rel), target)
+            except StorageError as exc:
+                log.debug("not copied: %s", exc)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(one, paths))
+    log.info("dataset %s: %d file(s) available locally in %s", root, len(paths), dest)
+    return dest
 
 
 def distribution(rows: Iterable[DatasetRow]) -> Counter[LaneAttributes | None]:

@@ -3,13 +3,14 @@
 
 import csv
 import json
+import os
 
 import cv2
 import numpy as np
 import pytest
 
 from core import storage
-from segmentation.lane_caption import parse_lane_answer
+from segmentation.lane_caption import parse_lane_answer, shrink
 from segmentation.lane_dataset import (
     BAD_PATH,
     EMPTY_MASK,
@@ -26,6 +27,7 @@ from segmentation.lane_dataset import (
     check_row,
     distribution_table,
     load_sample,
+    local_copy,
     parse_prompt,
     read_rows,
     sample_name,
@@ -178,3 +180,28 @@ def test_distribution_table_counts_every_combination():
                     ("unknown", "unknown"): ["0", "0", "0", "1", "1"]}
     assert table[-2].split() == ["all", "3", "2", "0", "1", "6"] and table[-1] == "prompt not structured: 1"
     assert json.dumps(table)  # plain text
+
+
+def test_captioner_frames_are_scaled_down_to_max_side_only():
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+    frame[:, 960:] = 255
+    small = shrink(frame, 1024)
+    assert small.shape == (576, 1024, 3) and small[:, 520:].min() == 255 and small[:, :500].max() == 0
+    assert shrink(frame, 0) is frame and shrink(frame, 4096) is frame
+
+
+def test_local_copy_downloads_a_remote_dataset_once(tmp_path, monkeypatch):
+    root = f"memory://lanefmt-{tmp_path.name}/remote"
+    rows = _dataset(root, [("a", _image(), _mask(), "road with single white solid lane markings"),
+                           ("b", _image(), None, "road with double white solid lane markings")])
+    local = local_copy(root, str(tmp_path / "cache"))
+    assert local.startswith(str(tmp_path / "cache")) and sorted(os.listdir(os.path.join(local, "images"))) == ["a.png", "b.png"]
+    report = validate_dataset(local)
+    assert [r.image for r in report.rows] == [rows[0].image] and report.reason_counts == {MASK_MISSING: 1}
+    assert np.array_equal(load_sample(local, rows[0])[0], load_sample(root, rows[0])[0])
+    fetched = []
+    real_get = storage.get
+    monkeypatch.setattr(storage, "get", lambda uri, dest: fetched.append(uri) or real_get(uri, dest))
+    assert local_copy(root, str(tmp_path / "cache")) == local
+    assert fetched == [f"{root}/train.csv", f"{root}/masks/b.png"]       # only what is not there yet
+    assert local_copy(str(tmp_path), "unused") == str(tmp_path)

@@ -176,6 +176,12 @@ def test_bad_sources_and_usage(source, tmp_path, capsys):
     assert main(["dataset", "generate", "--source", source, "--output", out, "--devices", "gpu"]) == 2
     err = capsys.readouterr().err
     assert "is a file, not a folder" in err and "frame numbers must be >= 0" in err and "'gpu'" in err
+    # a model that cannot load stops the run with one line, before anything is written
+    fresh = str(tmp_path / "fresh")
+    assert main(["dataset", "generate", "--source", source, "--output", fresh, "--profile", "full", "--devices", "cpu",
+                 "--sam2-checkpoint", str(tmp_path / "missing_sam2.pt")]) == 1
+    err = capsys.readouterr().err
+    assert "failed: cannot load SAM2 model" in err and "missing_sam2.pt" in err and not os.path.exists(fresh)
 
 
 def test_gs_output_and_two_worker_processes(source, gcs_emulator, tmp_path):
