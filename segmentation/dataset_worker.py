@@ -203,8 +203,8 @@ class VideoProcessor:
                  "frames_past_end": past_end, "samples": records}
         storage.write_text(video_record_uri(cfg.output, vid), json.dumps(video, indent=1))
         kept = sum(1 for r in records if r["status"] == "kept")
-        return {"chunk": job.chunk, "worker": self.worker, "pid": os.getpid(), "samples": kept, "dropped_low_coverage": len(records) - kept,
-                "frames_past_end": past_end, "redone": len(numbers)}
+        return {"chunk": job.chunk, "worker": self.worker, "pid": os.getpid(), "samples": kept,
+                "dropped_low_coverage": len(records) - kept, "frames_past_end": past_end, "redone": len(numbers)}
 
     def _write_record(self, record: dict[str, Any]) -> dict[str, Any]:
         storage.write_text(record_uri(self.cfg.output, record["sample"]), json.dumps(record, indent=1))
