@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlsplit
 
 from core import storage
@@ -88,9 +88,17 @@ def parse_chunks_uri(uri: str) -> ChunkQuery:
     return ChunkQuery(base=base, start=start, end=end, per_chunk=per_chunk, limit=limit)
 
 
-def resolve_chunks(uri: str) -> list[str]:
-    """Concrete video URIs for a ``chunks://`` URI (may be empty; callers decide if that is bad)."""
+def resolve_chunks(uri: str, limit: int | None = None) -> list[str]:
+    """Concrete video URIs for a ``chunks://`` URI (may be empty; callers decide if that is bad).
+
+    ``limit`` caps the count further (the smaller of it and the URI's own ``limit`` applies), so a
+    caller that needs N videos stops the listing there too.
+    """
     query = parse_chunks_uri(uri)
+    if limit is not None:
+        if limit < 1:
+            raise UsageError(f"chunks limit must be >= 1, got {limit}")
+        query = replace(query, limit=limit if query.limit is None else min(limit, query.limit))
     chunk_dirs = []
     for entry in storage.ls(query.base, files=False):
         match = _CHUNK_DIR.match(storage.basename(entry))

@@ -102,6 +102,10 @@ ENV_TABLE: tuple[EnvVar, ...] = (
     _v("PAI_DATASET_DIR", "evaluate", "dataset_dir", "Hugging Face cache folder holding PhysicalAI-AV"),
     _v("PAI_DATASET_REVISION", "evaluate", "dataset_revision", "PhysicalAI-AV commit (default: refs/main of the cache)"),
     _v("HF_HUB_OFFLINE", "evaluate", "dataset_offline", "read PhysicalAI-AV from the local cache only (default 1)"),
+    # lane datasets
+    _v("DATASET_FRAMES", "dataset", "frames", "0-based frame numbers taken from each video, e.g. 1,100,200,300,400,500"),
+    _v("DATASET_DEVICES", "dataset", "devices", "auto, cpu, cuda or cuda:0,cuda:1 (one dataset worker per device)"),
+    _v("DATASET_VLM_MODEL", "dataset", "vlm_model", "Qwen2.5-VL lane captioner: 7B, 72B, a hub id or a local folder"),
     # storage
     _v("STORAGE_EMULATOR_HOST", "storage", "emulator_host", "GCS emulator endpoint (tests, local runs)"),
     _v("LANEPAINT_GCS_TOKEN", "storage", "gcs_token", "gcsfs token: google_default, anon, cloud, or a JSON key path"),

@@ -1,5 +1,7 @@
 """SAM2 road segmentation: ``load_segmenter(cfg, policy)`` loads the video predictor once per stage
 call; ``RoadSegmenter.segment(frames)`` prompts and propagates the road through one clip.
+Image mode (single frames, no memory: lane datasets): ``load_image_segmenter(cfg, policy)``;
+``RoadImageSegmenter.segment(frames)`` prompts each frame on its own.
 
 Profiles, one code path (only the loader differs):
 
@@ -15,6 +17,12 @@ Frames decoded by core go straight into an inference state built here from the a
 content ``init_state`` builds from a JPEG folder). Long clips run in windows of ``cfg.window``
 frames sharing one frame, each seeded with the previous window's mask, so memory stays bounded;
 ``offload_video_to_cpu``/``offload_state_to_cpu`` move frames and memories off the GPU.
+
+Image mode builds the plain SAM2 model (``build_sam2``, the model ``SAM2ImagePredictor`` wraps) with
+the same configs, overrides and checkpoints, and runs the image predictor's steps on it (encoder,
+no-memory embedding, prompt encoder, mask decoder, logits resized to the frame) in batches. It does
+not use ``SAM2ImagePredictor`` itself: that class imports torchvision for its transforms, which CPU
+environments cannot have (see UPSTREAM_NOTES); the resize here is the video loader's PIL bicubic.
 
 This is the only module of the stage that imports torch and sam2.
 """
@@ -32,8 +40,10 @@ from typing import Any
 import numpy as np
 import sam2.sam2_video_predictor as _sam2_video_predictor
 import torch
+import torch.nn.functional as F
 from PIL import Image
-from sam2.build_sam import build_sam2_video_predictor
+from sam2.build_sam import build_sam2, build_sam2_hf, build_sam2_video_predictor
+from sam2.modeling.sam2_base import SAM2Base
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 from tqdm import tqdm as _tqdm
 
@@ -66,7 +76,7 @@ TINY_OVERRIDES = (
 
 @dataclass
 class LoadedPredictor:
-    predictor: SAM2VideoPredictor
+    predictor: SAM2Base        # a SAM2VideoPredictor (video mode) or the plain SAM2Base (image mode)
     policy: DevicePolicy
     description: dict[str, Any]
 
@@ -79,34 +89,38 @@ def _params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _load_tiny(cfg: SegmentConfig, policy: DevicePolicy) -> tuple[SAM2VideoPredictor, dict[str, Any]]:
+def _load_tiny(cfg: SegmentConfig, policy: DevicePolicy, image_mode: bool) -> tuple[SAM2Base, dict[str, Any]]:
     torch.manual_seed(cfg.tiny_seed)
-    predictor = build_sam2_video_predictor(MODEL_CONFIGS["tiny"], ckpt_path=None, device=policy.device,
-                                           hydra_overrides_extra=list(TINY_OVERRIDES))
-    return predictor, {"name": "SAM2.1 Hiera (tiny test config, random weights)",
-                       "source": MODEL_CONFIGS["tiny"], "overrides": list(TINY_OVERRIDES),
-                       "seed": cfg.tiny_seed}
+    build = build_sam2 if image_mode else build_sam2_video_predictor
+    model = build(MODEL_CONFIGS["tiny"], ckpt_path=None, device=policy.device,
+                  hydra_overrides_extra=list(TINY_OVERRIDES))
+    return model, {"name": "SAM2.1 Hiera (tiny test config, random weights)",
+                   "source": MODEL_CONFIGS["tiny"], "overrides": list(TINY_OVERRIDES), "seed": cfg.tiny_seed}
 
 
-def _load_full(cfg: SegmentConfig, policy: DevicePolicy) -> tuple[SAM2VideoPredictor, dict[str, Any]]:
-    kwargs = {"device": policy.device, "vos_optimized": cfg.vos_optimized}
+def _load_full(cfg: SegmentConfig, policy: DevicePolicy, image_mode: bool) -> tuple[SAM2Base, dict[str, Any]]:
+    kwargs: dict[str, Any] = {"device": policy.device}
+    if not image_mode:
+        kwargs["vos_optimized"] = cfg.vos_optimized
     if cfg.checkpoint:
         config = cfg.model_config or MODEL_CONFIGS[cfg.model]
         local = storage.fetch(cfg.checkpoint, cfg.cache_dir or storage.DEFAULT_CACHE_DIR)
-        predictor = build_sam2_video_predictor(config, ckpt_path=local, **kwargs)
-        return predictor, {"name": f"SAM2.1 Hiera ({cfg.model})", "source": cfg.checkpoint, "config": config}
+        build = build_sam2 if image_mode else build_sam2_video_predictor
+        model = build(config, ckpt_path=local, **kwargs)
+        return model, {"name": f"SAM2.1 Hiera ({cfg.model})", "source": cfg.checkpoint, "config": config}
     hub_id = MODEL_HUB_IDS[cfg.model]
-    predictor = SAM2VideoPredictor.from_pretrained(hub_id, **kwargs)
-    return predictor, {"name": f"SAM2.1 Hiera ({cfg.model})", "source": hub_id}
+    model = build_sam2_hf(hub_id, **kwargs) if image_mode else SAM2VideoPredictor.from_pretrained(hub_id, **kwargs)
+    return model, {"name": f"SAM2.1 Hiera ({cfg.model})", "source": hub_id}
 
 
-def load_predictor(cfg: SegmentConfig, policy: DevicePolicy) -> LoadedPredictor:
-    """Build the predictor for ``cfg.profile`` on ``policy.device`` (eval mode)."""
+def load_predictor(cfg: SegmentConfig, policy: DevicePolicy, image_mode: bool = False) -> LoadedPredictor:
+    """Build the video predictor (or, ``image_mode``, the plain SAM2 model) for ``cfg.profile`` on
+    ``policy.device`` (eval mode)."""
     if cfg.vos_optimized and not policy.is_cuda:
         raise UsageError("vos_optimized (torch.compile of SAM2) needs a CUDA device")
     loader = _load_tiny if cfg.profile == "tiny" else _load_full
     try:
-        predictor, description = loader(cfg, policy)
+        predictor, description = loader(cfg, policy, image_mode)
     except (UsageError, KeyboardInterrupt):
         raise
     except Exception as exc:  # hub/network/checkpoint errors: one line, run-level failure
@@ -117,14 +131,15 @@ def load_predictor(cfg: SegmentConfig, policy: DevicePolicy) -> LoadedPredictor:
     predictor.eval()
     description |= {
         "profile": cfg.profile,
+        "mode": "image" if image_mode else "video",
         "image_size": int(predictor.image_size),
         "parameters": _params(predictor),
         "device": policy.describe(),
-        "vos_optimized": bool(cfg.vos_optimized),
+        "vos_optimized": bool(cfg.vos_optimized and not image_mode),
     }
-    log.info("SAM2 loaded: %s (%s, %d px, %.1fM parameters) on %s", description["name"],
-             description["source"], description["image_size"], description["parameters"] / 1e6,
-             description["device"])
+    log.info("SAM2 loaded (%s mode): %s (%s, %d px, %.1fM parameters) on %s", description["mode"],
+             description["name"], description["source"], description["image_size"],
+             description["parameters"] / 1e6, description["device"])
     return LoadedPredictor(predictor, policy, description)
 
 
@@ -273,3 +288,84 @@ class RoadSegmenter:
 def load_segmenter(cfg: SegmentConfig, policy: DevicePolicy) -> RoadSegmenter:
     """Load the predictor for ``cfg`` once and wrap it for road segmentation."""
     return RoadSegmenter(load_predictor(cfg, policy), cfg)
+
+
+# ---- image mode: each frame on its own (lane datasets) ------------------------------------------
+class RoadImageSegmenter:
+    """Road masks for independent frames with SAM2 in image mode; load once, reuse for every video.
+
+    The steps of ``SAM2ImagePredictor.set_image_batch`` + ``predict``, batched: square resize and
+    ImageNet normalisation, ``forward_image``, the no-memory embedding, one prompt per frame
+    (``cfg.prompt``), a single-mask decoder output (SAM2 falls back to its most stable multimask
+    output by itself), logits resized bilinearly to the frame and thresholded at 0.
+    """
+
+    def __init__(self, loaded: LoadedPredictor, cfg: SegmentConfig, batch_size: int = 8) -> None:
+        self.loaded = loaded
+        self.model = loaded.predictor
+        self.policy = loaded.policy
+        self.strategy = get_strategy(cfg.prompt)
+        self.batch_size = max(1, int(batch_size))
+        self.workers = default_workers(cfg.workers)
+        self.single_thread = cfg.profile == "tiny" and not self.policy.is_cuda  # as RoadSegmenter
+
+    def segment(self, frames: np.ndarray) -> np.ndarray:
+        """Raw road masks ``[N, H, W]`` bool for uint8 RGB frames ``[N, H, W, 3]`` (one size)."""
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {frames.shape}")
+        threads = torch.get_num_threads()
+        if self.single_thread:
+            torch.set_num_threads(1)
+        try:
+            out = np.zeros(frames.shape[:3], dtype=bool)
+            for start in range(0, len(frames), self.batch_size):
+                out[start:start + self.batch_size] = self._batch(frames[start:start + self.batch_size])
+            return out
+        finally:
+            torch.set_num_threads(threads)
+
+    def _prompts(self, frames: np.ndarray, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Point (and box corner) prompts of every frame in the model's input coordinates."""
+        height, width = frames.shape[1:3]
+        scale = np.array([size / width, size / height], dtype=np.float32)
+        coords, labels = [], []
+        for frame in frames:
+            prompt = self.strategy.prompt_for(frame)
+            pts, lab = [], []
+            if prompt.box is not None:  # a box is its two corners with labels 2 and 3, placed first
+                pts.append(np.asarray(prompt.box, np.float32).reshape(2, 2))
+                lab.append(np.array([2, 3], np.int32))
+            if prompt.points is not None:
+                pts.append(np.asarray(prompt.points, np.float32))
+                lab.append(np.asarray(prompt.labels, np.int32))
+            coords.append(np.concatenate(pts) * scale)
+            labels.append(np.concatenate(lab))
+        device = self.model.device
+        return (torch.from_numpy(np.stack(coords)).to(device),
+                torch.from_numpy(np.stack(labels)).to(device=device, dtype=torch.int32))
+
+    @torch.inference_mode()
+    def _batch(self, frames: np.ndarray) -> np.ndarray:
+        model, size = self.model, int(self.model.image_size)
+        count, height, width = frames.shape[:3]
+        square = NormalisedFrames(_resize_square(frames, size, self.workers), model.device)
+        images = torch.stack([square[i] for i in range(count)])
+        coords, labels = self._prompts(frames, size)
+        with self.policy.autocast():
+            backbone = model.forward_image(images)
+            _, feats, _, sizes = model._prepare_backbone_features(backbone)
+            if model.directly_add_no_mem_embed:
+                feats[-1] = feats[-1] + model.no_mem_embed
+            maps = [f.permute(1, 2, 0).reshape(count, -1, *hw) for f, hw in zip(feats, sizes, strict=True)]
+            sparse, dense = model.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+            low_res, _iou, _tokens, _scores = model.sam_mask_decoder(
+                image_embeddings=maps[-1], image_pe=model.sam_prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=False,
+                repeat_image=False, high_res_features=maps[:-1])
+        logits = F.interpolate(low_res.float(), (height, width), mode="bilinear", align_corners=False)
+        return (logits[:, 0] > 0).cpu().numpy()
+
+
+def load_image_segmenter(cfg: SegmentConfig, policy: DevicePolicy, batch_size: int = 8) -> RoadImageSegmenter:
+    """Load the plain SAM2 model for ``cfg`` once and wrap it for per-frame road segmentation."""
+    return RoadImageSegmenter(load_predictor(cfg, policy, image_mode=True), cfg, batch_size)

@@ -55,6 +55,21 @@ def test_listing_stops_once_enough_found(gs_bucket, monkeypatch):
     assert [storage.basename(u) for u in chunk_listings] == ["chunk_0000", "chunk_0001"]
 
 
+def test_caller_limit_caps_the_listing_and_the_uri_limit(tmp_path, monkeypatch):
+    _make_bucket("memory://chunklim/pre", {0: 2, 1: 2, 2: 2})
+    base = "chunks://chunklim/pre?fs=memory"
+    assert _names(resolve_chunks(base, limit=3)) == ["v0_0.mp4", "v0_1.mp4", "v1_0.mp4"]
+    assert _names(resolve_chunks(base + "&limit=1", limit=3)) == ["v0_0.mp4"]      # the smaller wins
+    assert _names(resolve_chunks(base + "&limit=5", limit=2)) == ["v0_0.mp4", "v0_1.mp4"]
+    listed = []
+    real_ls = storage.ls
+    monkeypatch.setattr(storage, "ls", lambda uri, **kw: listed.append(uri) or real_ls(uri, **kw))
+    resolve_chunks(base, limit=2)
+    assert [storage.basename(u) for u in listed if "chunk_" in u] == ["chunk_0000"]
+    with pytest.raises(UsageError, match="limit must be >= 1"):
+        resolve_chunks(base, limit=0)
+
+
 def test_memory_and_local_backends(tmp_path):
     _make_bucket("memory://chunkbkt/pre", {3: 2, 4: 2})
     assert _names(resolve_chunks("chunks://chunkbkt/pre?fs=memory&per_chunk=1")) == ["v3_0.mp4", "v4_0.mp4"]

@@ -56,6 +56,9 @@ STAGE_LIGHT_MODULES = [
     "vla", "vla.config", "vla.cli", "vla.render_cli", "vla.stage", "vla.render",
     "generation.judge_parse", "generation.judge_prompts", "generation.metrics_report",
     "generation.config", "generation.cli", "generation.instructions", "generation.stage",
+    "segmentation.lane_dataset", "segmentation.lane_caption", "segmentation.dataset_config",
+    "segmentation.dataset_sources", "segmentation.dataset_cli", "segmentation.dataset_filter",
+    "segmentation.dataset_worker", "segmentation.dataset_generate",
 ]
 
 
@@ -66,9 +69,11 @@ def test_stage_entry_modules_import_with_torch_blocked(module):
 
 
 @pytest.mark.parametrize("command, flag", [("segment", "--max-frames"), ("edit", "--img-inpainting-lora-scale"),
-                                           ("evaluate", "--video-data")])
+                                           ("evaluate", "--video-data"), ("dataset", "generate"),
+                                           ("dataset generate", "--start-index"),
+                                           ("dataset filter", "--require-clear-road")])
 def test_stage_help_works_with_torch_blocked(command, flag):
     out = _run(BLOCK_HEAVY + "import sys\nfrom core.cli import main\n"
-               f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit as e:\n    print('exit', e.code)")
+               f"try:\n    main({command.split()!r} + ['--help'])\nexcept SystemExit as e:\n    print('exit', e.code)")
     assert out.returncode == 0, out.stderr[-2000:]
     assert flag in out.stdout and "exit 0" in out.stdout
