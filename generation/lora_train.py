@@ -165,9 +165,10 @@ def run_train_lora(cfg: LoraTrainConfig) -> StageResult:
     plan, first_step, checkpoint_uri = trainer.plan, trainer.start_step, ""
     loop_start = time.perf_counter()
     try:
-        if trainer.is_main and first_step == 0:
-            ckpt.remove_stale_temps(place.uri)
-        log.info("train-lora %s: %s", place.name, plan.describe())
+        if trainer.is_main:
+            if first_step == 0:
+                ckpt.remove_stale_temps(place.uri)
+            log.info("train-lora %s: %s", place.name, plan.describe())
         if first_step >= plan.total_steps:
             log.warning("%s is already at step %d of %d: nothing to train", place.resume, first_step, plan.total_steps)
             checkpoint_uri = place.resume or ""

@@ -88,7 +88,8 @@ class Trainer:
         self.prompts = PromptEmbeddings(pipe, self.device, cfg.max_sequence_length)
         count = self.prompts.precompute((r.prompt, r.text_2) for r in rows)
         free_text_encoders(pipe)
-        log.info("%d distinct prompt(s) embedded once; text encoders freed", count)
+        if self.is_main:
+            log.info("%d distinct prompt(s) embedded once; text encoders freed", count)
         for module in (pipe.vae, pipe.transformer):
             module.to(self.device)
             if module.dtype != self.weight_dtype:   # e.g. tiny float32 weights trained in bf16 on a GPU
@@ -124,7 +125,8 @@ class Trainer:
         self.history = [h for h in state.get("loss_history", []) if h["step"] <= self.start_step]
         if not exact:
             self.generator.manual_seed(self.cfg.seed + acc.process_index + 7919 * self.start_step)
-        log.info("resumed from %s at step %d of %d", uri, self.start_step, self.plan.total_steps)
+        if self.is_main:
+            log.info("resumed from %s at step %d of %d", uri, self.start_step, self.plan.total_steps)
 
     def _batches(self, step: int) -> list[Batch]:
         """This step's micro-batches; the next step's are read in the background meanwhile."""

@@ -1,6 +1,7 @@
 """``lanepaint train-lora`` with the tiny FluxFill: exact resume (4 steps straight = 2 + resume 2),
 checkpoint pruning and completeness, the diffusers LoRA format, the run's files, invalid rows skipped,
-remote (memory://) datasets and outputs, and stage 2 loading a remote run folder."""
+remote (memory://) datasets and outputs with gradient checkpointing, stage 2 loading a remote run
+folder, and two DDP processes on CPU (the multi-GPU code path)."""
 
 import json
 import os
@@ -86,7 +87,7 @@ def test_remote_dataset_and_output_then_stage2_loads_the_remote_run(tmp_path):
     out = f"{bucket}/runs"
     cache = str(tmp_path / "cache")
     args = ["train-lora", "--data", data, "--output", out, "--max-train-steps", "2", "--checkpointing-steps", "1",
-            "--checkpoints-total-limit", "1", "--cache-dir", cache, *TRAIN]
+            "--checkpoints-total-limit", "1", "--cache-dir", cache, "--gradient-checkpointing", *TRAIN]
     assert main(args) == 0
     [run] = storage.ls(out)
     assert storage.basename(run).startswith("fluxfill_lanes_")
@@ -103,3 +104,27 @@ def test_remote_dataset_and_output_then_stage2_loads_the_remote_run(tmp_path):
     pipe = FluxFillPipeline(**tiny_fluxfill_components(0))
     info = apply_lora(pipe, run, 1.0)
     assert info["loaded"] and "lanes" in pipe.get_list_adapters()["transformer"]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu(tmp_path):
+    """The multi-GPU code path (DDP, per-process shares, gathered RNG states) on two gloo CPU processes."""
+    import subprocess
+    import sys
+
+    data = write_dataset(str(tmp_path / "lanes"), n=4)
+    out = str(tmp_path / "out")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "core.cli",
+                           "train-lora", "--data", data, "--output", out, "--run-name", "ddp", "--max-train-steps", "2",
+                           *TRAIN], cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("train-lora ddp: 2 step(s)") == 1          # one summary, from the main process
+    run = os.path.join(out, "ddp")
+    assert [s for s, _ in ckpt.complete_checkpoints(run)] == [2]
+    summary = open(os.path.join(run, "training_summary.txt")).read()
+    assert "2 process(es)" in summary and "2 batch(es) of 1 x 2 process(es) per epoch" in summary
+    states = _tensors(os.path.join(run, "checkpoint-2", "random_states.safetensors"))
+    assert sorted(states) == ["generator.0", "generator.1", "torch_cpu.0", "torch_cpu.1"]
+    assert not torch.equal(states["generator.0"], states["generator.1"])   # each process its own noise
