@@ -75,7 +75,7 @@ def test_resume_gives_the_same_adapter_and_history_as_an_uninterrupted_run(tmp_p
     assert json.load(open(os.path.join(run, "loss_history.json"))) == history
 
 
-def test_remote_dataset_and_output_then_stage2_loads_the_remote_run(tmp_path):
+def test_remote_dataset_and_output_then_stage2_loads_the_remote_run(tmp_path, monkeypatch):
     from diffusers import FluxFillPipeline
 
     from generation.first_frame import apply_lora
@@ -101,8 +101,10 @@ def test_remote_dataset_and_output_then_stage2_loads_the_remote_run(tmp_path):
     history = json.loads(storage.read_text(storage.join(run, "loss_history.json")))
     assert [h["step"] for h in history] == [1, 2, 3]
 
+    monkeypatch.setattr(storage, "DEFAULT_CACHE_DIR", str(tmp_path / "home-cache"))   # where stage 2 downloads it
     pipe = FluxFillPipeline(**tiny_fluxfill_components(0))
     info = apply_lora(pipe, run, 1.0)
+    assert any(name == ckpt.WEIGHTS_NAME for _, _, names in os.walk(tmp_path / "home-cache") for name in names)
     assert info["loaded"] and "lanes" in pipe.get_list_adapters()["transformer"]
 
 
