@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("segmentation.cli", "stage 1: SAM2 road masks for driving videos, in VideoPainter's input format"),
     "edit": ("generation.cli", "stage 2: repaint lane markings in a segmentation run's clips (FluxFill + VideoPainter)"),
     "dataset": ("segmentation.dataset_cli", "lane datasets: generate (SAM2 masks + VLM lane captions) or filter by attributes"),
+    "train-lora": ("generation.train_cli", "fine-tune a FluxFill LoRA on a lane dataset (stage 2 loads it with --img-inpainting-lora-path)"),
     "evaluate": ("vla.cli", "stage 3: driving model (Alpamayo-R1 or baseline) on original vs edited clips, minADE"),
     "render": ("vla.render_cli", "overlay and comparison videos from stage 3's *_vis_data.npz files"),
 }

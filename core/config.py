@@ -106,6 +106,16 @@ ENV_TABLE: tuple[EnvVar, ...] = (
     _v("DATASET_FRAMES", "dataset", "frames", "0-based frame numbers taken from each video, e.g. 1,100,200,300,400,500"),
     _v("DATASET_DEVICES", "dataset", "devices", "auto, cpu, cuda or cuda:0,cuda:1 (one dataset worker per device)"),
     _v("DATASET_VLM_MODEL", "dataset", "vlm_model", "Qwen2.5-VL lane captioner: 7B, 72B, a hub id or a local folder"),
+    # LoRA training
+    _v("LORA_DATA", "train-lora", "data", "lane dataset folder URI that train-lora trains on"),
+    _v("LORA_OUTPUT", "train-lora", "output", "folder URI under which train-lora makes its run folder"),
+    _v("LORA_FLUX_MODEL", "train-lora", "model", "FluxFill checkpoint to train a LoRA for (hub id or folder)"),
+    _v("LORA_MAX_TRAIN_STEPS", "train-lora", "max_train_steps", "optimizer steps (unset: epochs x steps per epoch)"),
+    _v("LORA_RESOLUTION", "train-lora", "resolution", "training area: at most resolution^2 pixels per image"),
+    _v("LORA_RANK", "train-lora", "rank", "LoRA rank"),
+    _v("LORA_LEARNING_RATE", "train-lora", "learning_rate", "AdamW learning rate"),
+    _v("LORA_RESUME_FROM_CHECKPOINT", "train-lora", "resume_from_checkpoint",
+       "latest, or a checkpoint/run folder URI to continue from"),
     # storage
     _v("STORAGE_EMULATOR_HOST", "storage", "emulator_host", "GCS emulator endpoint (tests, local runs)"),
     _v("LANEPAINT_GCS_TOKEN", "storage", "gcs_token", "gcsfs token: google_default, anon, cloud, or a JSON key path"),

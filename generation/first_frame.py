@@ -11,7 +11,6 @@ applied at ``--img-inpainting-lora-scale`` (0 = off).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ from PIL import Image
 
 from core.device import DevicePolicy
 from core.errors import LanepaintError
+from generation.lora_checkpoints import local_lora_weights
 from generation.masking import composite, feather_alpha, fit_to_area, resize_frames, resize_masks
 
 log = logging.getLogger(__name__)
@@ -71,17 +71,15 @@ class FluxFillInpainter:
 
 
 def _lora_location(path: str) -> tuple[str, str]:
-    if os.path.isfile(path):
-        return os.path.dirname(os.path.abspath(path)), os.path.basename(path)
-    if os.path.isdir(path):
-        if not os.path.exists(os.path.join(path, LORA_WEIGHT_NAME)):
-            raise LanepaintError(f"FluxFill LoRA folder {path} has no {LORA_WEIGHT_NAME}")
-        return path, LORA_WEIGHT_NAME
-    raise LanepaintError(f"FluxFill LoRA not found: {path}")
+    """(local folder, weight file) of a LoRA file, a checkpoint folder, or a training run folder (its
+    newest complete checkpoint-N); remote URIs are downloaded (``generation.lora_checkpoints``)."""
+    return local_lora_weights(path)
 
 
 def apply_lora(pipe: Any, path: str | None, scale: float) -> dict[str, Any]:
-    """Load the FluxFill LoRA at ``scale``; scale 0 (the default) leaves the LoRA off."""
+    """Load the FluxFill LoRA at ``scale``; scale 0 (the default) leaves the LoRA off. ``path``: a
+    weights file, a folder holding pytorch_lora_weights.safetensors, or a ``lanepaint train-lora`` run
+    folder (newest checkpoint); local, gs:// or memory://."""
     if not path or scale <= 0:
         if path:
             log.info("FluxFill LoRA %s not loaded: --img-inpainting-lora-scale is 0 (off)", path)

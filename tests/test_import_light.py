@@ -59,6 +59,7 @@ STAGE_LIGHT_MODULES = [
     "segmentation.lane_dataset", "segmentation.lane_caption", "segmentation.dataset_config",
     "segmentation.dataset_sources", "segmentation.dataset_cli", "segmentation.dataset_filter",
     "segmentation.dataset_worker", "segmentation.dataset_generate",
+    "generation.lora_config", "generation.lora_checkpoints", "generation.lora_train", "generation.train_cli",
 ]
 
 
@@ -71,7 +72,8 @@ def test_stage_entry_modules_import_with_torch_blocked(module):
 @pytest.mark.parametrize("command, flag", [("segment", "--max-frames"), ("edit", "--img-inpainting-lora-scale"),
                                            ("evaluate", "--video-data"), ("dataset", "generate"),
                                            ("dataset generate", "--start-index"),
-                                           ("dataset filter", "--require-clear-road")])
+                                           ("dataset filter", "--require-clear-road"),
+                                           ("train-lora", "--resume-from-checkpoint")])
 def test_stage_help_works_with_torch_blocked(command, flag):
     out = _run(BLOCK_HEAVY + "import sys\nfrom core.cli import main\n"
                f"try:\n    main({command.split()!r} + ['--help'])\nexcept SystemExit as e:\n    print('exit', e.code)")
