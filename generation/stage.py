@@ -12,9 +12,11 @@ status, timings, verdict, compliance fraction and quality label; the run root ge
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,11 @@ from generation.instructions import Instruction, parse_instructions
 log = logging.getLogger(__name__)
 
 STAGE = "edit"
+# Intra-op CPU threads for the tiny profile when every model is on the CPU (None: torch's default).
+# The tiny models are far too small to gain from threads, and on a shared 2-core machine two threads
+# spin against each other: the demo's edit step took 9 s with 1 thread against 31-76 s with 2 under
+# load (bench/edit_quality.py, docs/benchmarks.md).
+TINY_CPU_THREADS: int | None = 1
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,23 @@ class _ClipCache:
         return self.value
 
 
+@contextlib.contextmanager
+def _tiny_cpu_threads(cfg: EditConfig) -> Iterator[None]:
+    """``TINY_CPU_THREADS`` intra-op threads inside the block for a tiny run on the CPU, then restored."""
+    on_cpu = all(d.strip().lower() in ("auto", "cpu") for d in (cfg.cog_device, cfg.flux_device, cfg.qwen_device))
+    if cfg.profile != "tiny" or not on_cpu or TINY_CPU_THREADS is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(TINY_CPU_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _fraction(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, int | float) else "n/a"
 
@@ -140,6 +164,33 @@ def _write_reports(layout: Layout, cfg: EditConfig, instructions: tuple[Instruct
             {"instruction": inst.as_dict(), "run_id": cfg.run_id, "videos": rows}, indent=2))
 
 
+def _run_items(cfg: EditConfig, layout: Layout, items: list[EditItem], pending: list[EditItem], available: list[str],
+               manifest: RunManifest, is_done: Any, vlm: Any) -> RunSummary:
+    """Load the models (only when a pending video is readable), then run every item."""
+    models = quality = None
+    with contextlib.ExitStack() as stack:
+        if any(_readable(layout, cfg, v, available) for v in dict.fromkeys(it.video_id for it in pending)):
+            from generation.edit_models import load_edit_models
+            from generation.quality import load_quality
+
+            stack.enter_context(_tiny_cpu_threads(cfg))
+            quality = load_quality(cfg, vlm)            # first: the pipelines' memory plan sees Qwen and CLIP
+            models = load_edit_models(cfg, quality.plan)
+            for role, description in {**models.descriptions, **quality.descriptions}.items():
+                manifest.set_model(role, description)
+            manifest.set_model("memory_plan", models.plan)
+            manifest.set_model("load_seconds", round(models.load_seconds + quality.load_seconds, 3))
+        clips = _ClipCache(layout, cfg, set(available))
+
+        def run_one(item: EditItem, timings: Timings) -> dict[str, Any]:
+            inputs = clips.get(item.video_id)
+            return edit_item(cfg, layout, item.instruction, inputs, models, quality, timings)
+
+        runner = ItemRunner(STAGE, item_id=lambda it: it.item_id, is_done=is_done, overwrite=cfg.overwrite,
+                            on_result=manifest.record)
+        return runner.run(items, run_one, RunSummary(STAGE))
+
+
 def run_edit(cfg: EditConfig, *, vlm: Any = None) -> StageResult:
     """Edit every video of ``cfg.data_run_id`` with every instruction; see the module docstring.
 
@@ -160,26 +211,7 @@ def run_edit(cfg: EditConfig, *, vlm: Any = None) -> StageResult:
     pending = [it for it in items if cfg.overwrite or not is_done(it)]
     log.info("edit %s: %d video(s) x %d instruction(s) from segmentation run %s, %d to do",
              cfg.run_id, len(videos), len(instructions), cfg.data_run_id, len(pending))
-    models = quality = None
-    if any(_readable(layout, cfg, v, available) for v in dict.fromkeys(it.video_id for it in pending)):
-        from generation.edit_models import load_edit_models
-        from generation.quality import load_quality
-
-        quality = load_quality(cfg, vlm)            # first: the pipelines' memory plan sees Qwen and CLIP
-        models = load_edit_models(cfg, quality.plan)
-        for role, description in {**models.descriptions, **quality.descriptions}.items():
-            manifest.set_model(role, description)
-        manifest.set_model("memory_plan", models.plan)
-        manifest.set_model("load_seconds", round(models.load_seconds + quality.load_seconds, 3))
-    clips = _ClipCache(layout, cfg, set(available))
-
-    def run_one(item: EditItem, timings: Timings) -> dict[str, Any]:
-        inputs = clips.get(item.video_id)
-        return edit_item(cfg, layout, item.instruction, inputs, models, quality, timings)
-
-    runner = ItemRunner(STAGE, item_id=lambda it: it.item_id, is_done=is_done, overwrite=cfg.overwrite,
-                        on_result=manifest.record)
-    summary = runner.run(items, run_one, RunSummary(STAGE))
+    summary = _run_items(cfg, layout, items, pending, available, manifest, is_done, vlm)
     records = manifest.build(summary)["items"]     # every invocation's items (shards share the run root)
     _write_reports(layout, cfg, instructions, sorted(set(available) | set(videos)), records)
     manifest_uri = manifest.finalize(summary)

@@ -177,8 +177,22 @@ def test_scripted_verdicts_drive_fluxfill_and_failures_stay_per_item(stage1, flu
 
 
 def test_judge_and_metrics_off(stage1, flux_calls, monkeypatch):
+    import torch
+
     import generation.metrics
     import generation.vlm
+    from generation.videopainter_pipeline import VideoPainterPipeline
+
+    threads = []
+    original = VideoPainterPipeline.__call__
+
+    def spy(self, *args, **kwargs):
+        threads.append(torch.get_num_threads())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(VideoPainterPipeline, "__call__", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
 
     def no_load(*args, **kwargs):
         raise AssertionError("loaded although switched off")
@@ -186,7 +200,11 @@ def test_judge_and_metrics_off(stage1, flux_calls, monkeypatch):
     monkeypatch.setattr(generation.vlm, "QwenVLM", no_load)
     monkeypatch.setattr(generation.metrics, "QualityScorer", no_load)
     root, layout = stage1, Layout(stage1)
-    result = run_edit(config(root, "off1", "lane double yellow solid", judge=False, metrics=False))
+    try:
+        result = run_edit(config(root, "off1", "lane double yellow solid", judge=False, metrics=False))
+        assert threads == [1] and torch.get_num_threads() == 2   # tiny on the CPU: one thread, then restored
+    finally:
+        torch.set_num_threads(before)
     assert result.ok == (f"{YELLOW2}/{VIDEO}",)
     side = sidecar(root, "off1", YELLOW2)
     assert flux_calls == [(side["instruction"], 42)]                  # one attempt, the instruction as caption
@@ -253,3 +271,17 @@ def test_cli_flags_reach_the_config():
     plain = build_config(EditConfig, "edit", {name: getattr(parser.parse_args(["--data-run-id", "s"]), name)
                                               for name in cli.FIELDS}, environ={"VP_JUDGE": "0"})
     assert plain.judge is False and plain.metrics is True and plain.caption_refine_iters == 10
+
+
+@pytest.mark.gpu
+def test_stage_on_cuda_with_the_judge_and_metrics(stage1):
+    """Tiny models on the GPU (bf16 where the device policy says so): FluxFill, the video pipeline, Qwen
+    (freed before the video pass) and the metrics all on CUDA, through the same code path."""
+    cfg = config(stage1, "gpu1", "lane double yellow solid", cog_device="cuda", flux_device="cuda",
+                 qwen_device="cuda", unload_qwen_after_use=True, caption_refine_iters=2, compliance_frames=2)
+    result = run_edit(cfg)
+    assert result.ok == (f"{YELLOW2}/{VIDEO}",) and not result.failed
+    side = sidecar(stage1, "gpu1", YELLOW2)
+    assert side["devices"]["judge"].startswith("cuda") and side["devices"]["video"].startswith("cuda")
+    assert side["iterations"] == 2 and side["judge"]["compliance"]["checked"] == 2
+    assert side["quality"]["full"]["psnr"] is not None and "gpu_memory_peak_gb" in side["memory"]
