@@ -5,8 +5,9 @@
   label's ``note``), so without LPIPS the best label needs both PSNR and SSIM.
 - ``write_eval(layout, run_id, folder, video_id, scores, info) -> (txt_uri, json_uri)`` with
   ``scores`` from ``QualityScorer.score`` and ``info`` holding ``original``, ``edited``, ``masks``
-  (URIs), ``fps`` and optionally ``mask_dilate_px`` (the masks were dilated by that much before scoring). JSON cannot hold infinities: +inf is written as the string ``"inf"``, a
-  missing value as ``null``.
+  (URIs), ``fps`` and optionally ``mask_dilate_px`` (the masks were dilated by that much before
+  scoring). JSON cannot hold infinities: +inf is written as the string ``"inf"``, a missing value
+  as ``null``.
 
 No torch here.
 """
