@@ -61,7 +61,8 @@ def cpu_bench(videos: int, instructions: int, repeats: int = 2) -> dict[str, flo
     base = dict(data_run_id="seg", output_root=root, profile="full", cog_device="cpu", flux_device="cpu",
                 instructions="||".join(DEFAULT_SHORTHANDS[:instructions]), model_width=96, model_height=64,
                 num_inference_steps=2, flux_num_inference_steps=2, flux_max_area=96 * 64,
-                flux_max_sequence_length=32, **paths)
+                flux_max_sequence_length=32, judge=False, metrics=False,   # those: bench/edit_quality.py
+                **paths)
     run_edit(EditConfig(run_id="warmup", video_ids=(ids[0],), **(base | {"instructions": DEFAULT_SHORTHANDS[0]})))
     t_resident, t_reload = [], []
     for rep in range(repeats):   # alternate the arms; the minimum of each is reported

@@ -95,6 +95,11 @@ ENV_TABLE: tuple[EnvVar, ...] = (
     _v("VP_CAPTION_REFINE_TEMPERATURE", "edit", "caption_refine_temperature",
        "Qwen sampling temperature for captions and verdicts (0: greedy)"),
     _v("VP_COMPLIANCE_FRAMES", "edit", "compliance_frames", "edited-clip frames the judge checks (0: no check)"),
+    _v("VP_JUDGE", "edit", "judge", "0: no judge (caption = instruction, one FluxFill attempt, verdict 'not judged')"),
+    _v("VP_METRICS", "edit", "metrics", "0: no quality metrics (no eval_<video_id>.txt/.json)"),
+    _v("VP_CLIP_SCORE_MODEL", "edit", "clip_score_model", "CLIP checkpoint of the CLIP score (hub id or folder)"),
+    _v("VP_CLIP_TEMPORAL_MODEL", "edit", "clip_temporal_model",
+       "CLIP checkpoint of the temporal consistency (hub id or folder)"),
     # stage 3: driving VLA
     _v("ALPAMAYO_NUM_TRAJ_SAMPLES", "evaluate", "num_traj_samples", "trajectory samples per inference"),
     _v("ALPAMAYO_MODEL", "evaluate", "model", "trajectory model: auto, alpamayo or constant-velocity"),

@@ -42,9 +42,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--img-inpainting-lora-path", default=None, help="FluxFill LoRA file or folder")
     m.add_argument("--img-inpainting-lora-scale", type=float, default=None, help="FluxFill LoRA scale (0 = off)")
     m.add_argument("--flux-model", default=None, help="FluxFill checkpoint (black-forest-labs/FLUX.1-Fill-dev)")
+    q = parser.add_argument_group("quality: Qwen2.5-VL judge loop and metrics")
+    q.add_argument("--no-judge", dest="judge", action="store_const", const=False, default=None,
+                   help="no judge: the instruction is FluxFill's caption, one attempt, verdict 'not judged' (VP_JUDGE=0)")
+    q.add_argument("--qwen-model", "--llm-model-size", dest="qwen_model", default=None,
+                   help="judge model: 7B or 72B (also 3B, 32B), a hub id or a local folder (LLM_MODEL_SIZE, 7B)")
+    q.add_argument("--caption-refine-iters", type=int, default=None,
+                   help="most FluxFill attempts the judge sees per video (10)")
+    q.add_argument("--caption-refine-temperature", type=float, default=None,
+                   help="Qwen sampling temperature for captions and verdicts, 0 = greedy (0.1)")
+    q.add_argument("--compliance-frames", type=int, default=None,
+                   help="frames of the edited clip the judge checks, 0 = no check (4)")
+    q.add_argument("--unload-qwen-after-use", dest="unload_qwen_after_use", action="store_const", const=True,
+                   default=None, help="free Qwen before each video pass (small GPUs; it reloads once per video)")
+    q.add_argument("--qwen-vram-reserve-gib", type=float, default=None,
+                   help="GiB of free GPU memory Qwen leaves for the other models when it loads (0 = all on its device)")
+    q.add_argument("--no-metrics", dest="metrics", action="store_const", const=False, default=None,
+                   help="skip the quality metrics and eval_<video_id>.txt/.json (VP_METRICS=0)")
+    q.add_argument("--clip-score-model", default=None, help="CLIP for the CLIP score (openai/clip-vit-large-patch14)")
+    q.add_argument("--clip-temporal-model", default=None,
+                   help="CLIP for temporal consistency (openai/clip-vit-base-patch32)")
     d = parser.add_argument_group("devices")
     d.add_argument("--cog-device", default=None, help="video models: auto, cpu, cuda, cuda:N (VP_COG_DEVICE)")
     d.add_argument("--flux-device", default=None, help="FluxFill: auto, cpu, cuda, cuda:N (VP_FLUX_DEVICE)")
+    d.add_argument("--qwen-device", default=None, help="Qwen2.5-VL judge: auto, cpu, cuda, cuda:N (VP_QWEN_DEVICE)")
     d.add_argument("--offload", choices=["auto", "never", "always"], default=None,
                    help="CPU offload: auto = only when the GPU cannot hold the models (VP_OFFLOAD)")
 
@@ -53,7 +74,9 @@ FIELDS = ("run_id", "output_root", "profile", "overwrite", "cache_dir", "data_ru
           "num_inference_steps", "guidance_scale", "strength", "seed", "window_stride", "max_frames",
           "id_lora_path", "cog_model", "branch_model", "branch_subfolder", "dilate_size", "mask_feather",
           "keep_masked_pixels", "flux_guidance_scale", "flux_num_inference_steps", "img_inpainting_lora_path",
-          "img_inpainting_lora_scale", "flux_model", "cog_device", "flux_device", "offload")
+          "img_inpainting_lora_scale", "flux_model", "cog_device", "flux_device", "qwen_device", "offload",
+          "judge", "qwen_model", "caption_refine_iters", "caption_refine_temperature", "compliance_frames",
+          "unload_qwen_after_use", "qwen_vram_reserve_gib", "metrics", "clip_score_model", "clip_temporal_model")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,11 +25,10 @@ import torch
 import torch.nn.functional as F
 
 from core.device import DevicePolicy
+from generation.config import CLIP_SCORE_MODEL, CLIP_TEMPORAL_MODEL  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-CLIP_SCORE_MODEL = "openai/clip-vit-large-patch14"
-CLIP_TEMPORAL_MODEL = "openai/clip-vit-base-patch32"
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 TINY_IMAGE_SIZE = 32

@@ -7,6 +7,7 @@ manifest records the values that ran.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,6 +35,27 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 DEVICE_HELP = "auto, cpu, cuda or cuda:N"
+
+# Qwen2.5-VL judge checkpoints by size (LLM_MODEL_SIZE); a hub id or a local folder works too.
+QWEN_SIZES = {"3B": "Qwen/Qwen2.5-VL-3B-Instruct", "7B": "Qwen/Qwen2.5-VL-7B-Instruct",
+              "32B": "Qwen/Qwen2.5-VL-32B-Instruct", "72B": "Qwen/Qwen2.5-VL-72B-Instruct"}
+DEFAULT_QWEN = "7B"
+# CLIP checkpoints of the quality metrics (upstream's choice): CLIP score and temporal consistency.
+CLIP_SCORE_MODEL = "openai/clip-vit-large-patch14"
+CLIP_TEMPORAL_MODEL = "openai/clip-vit-base-patch32"
+
+
+def qwen_source(model: str | None) -> str:
+    """Hub id or local folder for ``model``: a size (7B, 72B, also 3B/32B), a hub id, or a folder."""
+    value = (model or DEFAULT_QWEN).strip()
+    if value.upper() in QWEN_SIZES:
+        return QWEN_SIZES[value.upper()]
+    if os.path.isdir(value):
+        return value
+    if value.count("/") == 1 and all(value.split("/")):
+        return value  # a hub id such as Qwen/Qwen2.5-VL-7B-Instruct
+    raise UsageError(f"Qwen model {value!r}: use {', '.join(QWEN_SIZES)}, a hub id (org/name) "
+                     "or an existing local folder")
 
 
 @dataclass(frozen=True)
@@ -83,9 +105,20 @@ class EditConfig:
     flux_model: str = "black-forest-labs/FLUX.1-Fill-dev"
     cog_device: str = "auto"
     flux_device: str = "auto"
-    qwen_device: str = "auto"                  # read by the judge (issue 5)
+    qwen_device: str = "auto"                  # Qwen2.5-VL judge
     offload: Literal["auto", "never", "always"] = "auto"
     reserve_gb: float = 20.0                   # GPU memory kept free for activations in the plan
+    # quality: Qwen2.5-VL judge loop and per-video metrics
+    judge: bool = True                         # False: caption = instruction, one FluxFill attempt, "not judged"
+    qwen_model: str = DEFAULT_QWEN             # 7B, 72B (also 3B, 32B), a hub id or a local folder
+    qwen_vram_reserve_gib: float = 0.0         # GiB of free GPU memory Qwen leaves to the others (0: all on device)
+    unload_qwen_after_use: bool = False        # free Qwen before each video pass (small GPUs; reloads per item)
+    caption_refine_iters: int = 10             # most FluxFill attempts the judge sees per item
+    caption_refine_temperature: float = 0.1    # Qwen sampling temperature (0: greedy)
+    compliance_frames: int = 4                 # edited-clip frames the judge checks (0: no check)
+    metrics: bool = True                       # eval_<video_id>.txt/.json per item
+    clip_score_model: str = CLIP_SCORE_MODEL
+    clip_temporal_model: str = CLIP_TEMPORAL_MODEL
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILE_DEFAULTS:
@@ -104,6 +137,11 @@ class EditConfig:
         for vid in self.video_ids:
             validate_id(vid, "video id")
         self._check_numbers()
+        if self.judge and self.profile == "full":
+            try:
+                qwen_source(self.qwen_model)
+            except UsageError as exc:
+                raise UsageError(f"--qwen-model (LLM_MODEL_SIZE): {exc}") from None
         from generation.instructions import parse_instructions
 
         parse_instructions(self.instructions)   # one-line UsageError before anything runs
@@ -128,6 +166,10 @@ class EditConfig:
             (self.flux_max_area >= 256, "flux max area must be >= 256 pixels"),
             (self.reserve_gb >= 0, "--reserve-gb must be >= 0"),
             (self.id_lora_alpha > 0, "--id-lora-alpha must be > 0"),
+            (self.caption_refine_iters >= 1, "--caption-refine-iters must be >= 1"),
+            (self.caption_refine_temperature >= 0, "--caption-refine-temperature must be >= 0"),
+            (self.compliance_frames >= 0, "--compliance-frames must be >= 0 (0 = no check)"),
+            (self.qwen_vram_reserve_gib >= 0, "--qwen-vram-reserve-gib must be >= 0"),
         )
         for ok, message in checks:
             if not ok:

@@ -3,7 +3,8 @@
 - video: ``VideoPainterPipeline`` (CogVideoX-5b-I2V + TencentARC branch; optional VideoPainterID
   LoRA with ID resampling), on ``VP_COG_DEVICE``;
 - first frame: ``FluxFillInpainter`` (FLUX.1-Fill-dev, optional LoRA), on ``VP_FLUX_DEVICE``;
-- the Qwen2.5-VL judge (``VP_QWEN_DEVICE``) belongs to issue 5 and is not loaded here yet.
+- the Qwen2.5-VL judge (``VP_QWEN_DEVICE``) and the metrics' CLIP models are loaded before these by
+  ``generation.quality.load_quality``; their lines lead the memory plan.
 
 Both pipelines are first built on the CPU, then placed by ``plan_placement``: every pipeline whose
 GPU can hold all weights plus ``reserve_gb`` for activations stays resident; otherwise pipelines
@@ -67,7 +68,7 @@ def pipeline_need(name: str, pipe: Any, device: str) -> PipelineNeed:
     return PipelineNeed(name, device, sum(sizes), max(sizes, default=0))
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
     return f"{n / GB:.2f} GB" if n >= GB // 10 else f"{n / 2**20:.1f} MB"
 
 
@@ -82,7 +83,7 @@ def plan_placement(needs: list[PipelineNeed], free_bytes: dict[str, int], reserv
     lines = []
     for device in sorted({n.device for n in needs}):
         group = [n for n in needs if n.device == device]
-        listed = " + ".join(f"{n.name} {_size(n.total_bytes)}" for n in group)
+        listed = " + ".join(f"{n.name} {size_text(n.total_bytes)}" for n in group)
         if not device.startswith("cuda"):
             lines.append(f"{device}: {listed}: resident")
             continue
@@ -101,8 +102,8 @@ def plan_placement(needs: list[PipelineNeed], free_bytes: dict[str, int], reserv
                 offload[n.name] = True
         placed = ", ".join(f"{n.name} {'CPU offload' if offload[n.name] else 'resident'}" for n in group)
         verdict = "fits" if need_now() <= free else "MAY NOT FIT"
-        lines.append(f"{device}: {listed} + reserve {_size(reserve_bytes)} vs free {_size(free)}: "
-                     f"{placed} (peak weights {_size(need_now() - reserve_bytes)}, {verdict})")
+        lines.append(f"{device}: {listed} + reserve {size_text(reserve_bytes)} vs free {size_text(free)}: "
+                     f"{placed} (peak weights {size_text(need_now() - reserve_bytes)}, {verdict})")
     return offload, lines
 
 
@@ -142,8 +143,12 @@ def _free_bytes(device: str) -> int:
     return int(free)
 
 
-def load_edit_models(cfg: EditConfig) -> EditModels:
-    """Build both pipelines, place them by the memory plan, and log the plan."""
+def load_edit_models(cfg: EditConfig, loaded_first: list[str] | tuple[str, ...] = ()) -> EditModels:
+    """Build both pipelines, place them by the memory plan, and log the plan.
+
+    ``loaded_first``: plan lines of models already placed (the judge, the metrics), logged first; the
+    free GPU memory measured here already excludes what they hold.
+    """
     start = time.perf_counter()
     if not progress_enabled():   # no loading bars in logs that are not a terminal
         import diffusers.utils.logging
@@ -165,7 +170,7 @@ def load_edit_models(cfg: EditConfig) -> EditModels:
     needs = [pipeline_need("video", video, cog_policy.device), pipeline_need("first-frame", flux_pipe, flux_policy.device)]
     free = {n.device: _free_bytes(n.device) for n in needs if n.device.startswith("cuda")}
     offload, lines = plan_placement(needs, free, int(cfg.reserve_gb * GB), cfg.offload)
-    lines.append(f"qwen judge: device {cfg.qwen_device}, not loaded by this stage (judge loop: issue 5)")
+    lines = [*loaded_first, *lines]
     for line in lines:
         log.info("memory plan: %s", line)
     for name, pipe, policy in (("video", video, cog_policy), ("first-frame", flux_pipe, flux_policy)):

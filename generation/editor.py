@@ -1,13 +1,16 @@
 """One stage-2 item: a (video, instruction) pair, from the stage-1 hand-off to the edited clip.
 
 ``load_clip_inputs`` reads and checks a video's VP data once (the stage reuses it for every
-instruction of that video); ``edit_item`` runs the first frame and the video pass with the resident
-models and writes, under ``vp/<run_id>/<instruction_folder>/<video_id>/``:
+instruction of that video); ``edit_item`` runs the first frame (the judge loop, ``quality``) and the
+video pass with the resident models, checks and scores the edit, and writes, under
+``vp/<run_id>/<instruction_folder>/<video_id>/``:
 
 - ``<video_id>_vp_edit_sample0.mp4``: the composite at the clip's resolution and fps (generated
   pixels inside the feathered, dilated mask, original pixels everywhere else);
 - ``<video_id>_vp_edit_sample0_generated.mp4``: the raw generation at the model resolution;
-- ``<video_id>_vp_edit_sample0_flux_{i_img,i_mask,o_img}.png``: FluxFill input, mask and output;
+- ``<video_id>_vp_edit_sample0_flux_{i_img,i_mask,o_img}.png``: FluxFill input, mask and the chosen output;
+- ``<video_id>_caption_refine/``: every judged attempt and clip frame (judge on);
+- ``eval_<video_id>.txt`` and ``.json``: the quality metrics and label (metrics on);
 - ``<video_id>_vp_edit_sample0.json``: the sidecar, written last (its presence = item done).
 """
 
@@ -15,9 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -31,6 +33,9 @@ from core.vp_data import VPClip, load_masks, read_vp_clip
 from generation.config import EditConfig
 from generation.instructions import Instruction
 from generation.masking import composite, dilate_masks, feather_alpha, resize_frames, resize_masks
+
+if TYPE_CHECKING:
+    from generation.quality import Quality
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +53,15 @@ class ClipInputs:
 
 @dataclass
 class FirstFrameResult:
-    """What the first-frame step returns; the judge loop (issue 5) fills the last three fields."""
+    """The chosen first frame and how it was chosen (``quality.Quality.first_frame`` builds it)."""
 
     image: np.ndarray
     caption_used: str
     iterations: int = 1
     verdict: str = NOT_JUDGED
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-FirstFrameStep = Callable[[np.ndarray, np.ndarray, str, int], FirstFrameResult]
-
-
-def unjudged(inpainter: Callable[[np.ndarray, np.ndarray, str, int], np.ndarray]) -> FirstFrameStep:
-    """The first-frame step without a judge: one FluxFill call with the instruction as caption."""
-
-    def step(frame: np.ndarray, mask: np.ndarray, caption: str, seed: int) -> FirstFrameResult:
-        return FirstFrameResult(inpainter(frame, mask, caption, seed), caption)
-
-    return step
+    details: dict[str, Any] = field(default_factory=dict)     # the judge's record (JSON-ready)
+    seed: int = 0                                             # FluxFill seed of the chosen attempt
+    refine: Any = field(default=None, repr=False)             # judge.RefineResult when judged
 
 
 def load_clip_inputs(layout: Layout, cfg: EditConfig, video_id: str, cache_dir: str) -> ClipInputs:
@@ -99,9 +94,14 @@ def _png(uri: str, array: np.ndarray) -> None:
         Image.fromarray(array).save(tmp, format="PNG")
 
 
-def _video(uri: str, frames: np.ndarray, fps: float) -> None:
+def _video(uri: str, frames: np.ndarray, fps: float, read_back: bool = False) -> np.ndarray | None:
+    """Encode ``frames`` to ``uri``; with ``read_back`` the frames as written (after H.264), at the input size."""
     with storage.atomic_path(uri, suffix=".mp4") as tmp:
         videoio.encode(frames, tmp, fps=fps)
+        if not read_back:
+            return None
+        height, width = frames.shape[1:3]
+        return videoio.decode(tmp, fps=None)[:, :height, :width]   # the encoder pads odd sizes by one pixel
 
 
 def item_outputs(layout: Layout, run_id: str, folder: str, video_id: str) -> dict[str, str]:
@@ -117,31 +117,42 @@ def item_outputs(layout: Layout, run_id: str, folder: str, video_id: str) -> dic
     }
 
 
+QUALITY_PARAMETERS = ("judge", "qwen_model", "caption_refine_iters", "caption_refine_temperature",
+                      "compliance_frames", "metrics", "clip_score_model", "clip_temporal_model")
+
+
 def parameters(cfg: EditConfig) -> dict[str, Any]:
-    """Every generation parameter that shapes the pixels (recorded in each sidecar)."""
+    """Every generation parameter that shapes the pixels, and the judge's settings (recorded in each sidecar)."""
     names = ("num_inference_steps", "guidance_scale", "use_dynamic_cfg", "strength", "num_frames", "fps",
              "window_stride", "max_frames", "conditioning_scale", "mask_add", "replace_gt", "model_width",
              "model_height", "dilate_size", "mask_feather", "keep_masked_pixels", "flux_guidance_scale",
              "flux_num_inference_steps", "flux_max_area", "flux_max_sequence_length", "img_inpainting_lora_path",
              "img_inpainting_lora_scale", "id_lora_path", "id_lora_alpha", "cog_model", "branch_model",
-             "branch_subfolder", "flux_model", "profile")
+             "branch_subfolder", "flux_model", "profile", *QUALITY_PARAMETERS)
     return {name: getattr(cfg, name) for name in names}
 
 
 def edit_item(cfg: EditConfig, layout: Layout, instruction: Instruction, inputs: ClipInputs, models: Any,
-              first_frame: FirstFrameStep, timings: Timings) -> dict[str, Any]:
-    """Edit one video with one instruction; returns details for the manifest."""
+              quality: Quality, timings: Timings) -> dict[str, Any]:
+    """Edit one video with one instruction, judge and score it; returns details for the manifest.
+
+    Order: first frame (judge loop), video pass, videos and images, compliance check and metrics on
+    the edit as written, then the sidecar last (its presence marks the item done).
+    """
     import torch
 
     from core.device import memory_snapshot
 
     video_id = inputs.clip.video_id
+    folder = instruction.folder
     height, width = inputs.frames.shape[1:3]
     device = models.cog_policy.device
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
+    writer = quality.start_item(layout, cfg.run_id, folder, video_id)
     with timings.phase("first_frame"):
-        result = first_frame(inputs.frames[0], inputs.dilated[0], instruction.text, cfg.seed)
+        result = quality.first_frame(models.first_frame, inputs.frames[0], inputs.dilated[0], instruction.text,
+                                     cfg.seed, writer, video_id)
     size = cfg.model_size
     with timings.phase("video_generation"):
         out = models.video(
@@ -153,16 +164,51 @@ def edit_item(cfg: EditConfig, layout: Layout, instruction: Instruction, inputs:
             mask_add=cfg.mask_add, replace_gt=cfg.replace_gt)
         edited = composite(inputs.frames, resize_frames(out.frames, (width, height)), inputs.alpha)
     memory = memory_snapshot(device)
-    uris = item_outputs(layout, cfg.run_id, instruction.folder, video_id)
+    uris = item_outputs(layout, cfg.run_id, folder, video_id)
     with timings.phase("upload"):
-        _video(uris["edit"], edited, cfg.fps)
+        written = _video(uris["edit"], edited, cfg.fps, read_back=quality.judge is not None or
+                         quality.scorer is not None)
         _video(uris["generated"], out.frames, cfg.fps)
         _png(uris["flux_input"], inputs.frames[0])
         _png(uris["flux_mask"], inputs.dilated[0].astype(np.uint8) * 255)
         _png(uris["flux_output"], result.image)
+    # the judge and the metrics see the edit as delivered (after H.264) and the mask that was repainted
+    with timings.phase("compliance"):
+        compliance = quality.compliance(instruction.text, inputs.frames, inputs.dilated, written, writer, video_id)
+    with timings.phase("metrics"):
+        info = {"original": inputs.clip.video_uri, "edited": uris["edit"], "masks": inputs.clip.masks_uri,
+                "mask_dilate_px": cfg.dilate_size, "fps": cfg.fps}
+        scores = quality.evaluate(layout, cfg.run_id, folder, video_id, inputs.frames, written, inputs.dilated,
+                                  instruction.text, info)
+    quality.finish_item(writer, result, compliance)
+    sidecar = _sidecar(cfg, instruction, inputs, result, compliance, scores, out, uris, timings, memory, models,
+                       quality, writer)
+    storage.write_text(uris["sidecar"], json.dumps(sidecar, indent=2, default=str))
+    return {"edit": uris["edit"], "verdict": result.verdict, "iterations": result.iterations,
+            "compliance_fraction": sidecar["compliance_fraction"],
+            "quality_label": scores["label"] if scores else None, "frames": int(len(inputs.frames)),
+            "windows": len(out.windows), **{f"memory_{k}": v for k, v in memory.items()}}
+
+
+def _sidecar(cfg: EditConfig, instruction: Instruction, inputs: ClipInputs, result: FirstFrameResult,
+             compliance: Any, scores: dict[str, Any] | None, out: Any, uris: dict[str, str], timings: Timings,
+             memory: dict[str, float], models: Any, quality: Quality, writer: Any) -> dict[str, Any]:
     clip = inputs.clip
+    height, width = inputs.frames.shape[1:3]
+    history = result.details.get("history", [])
+    outputs = {k: v for k, v in uris.items() if k != "sidecar"}
+    if writer is not None:
+        outputs["caption_refine"] = writer.folder
+    if scores is not None:
+        outputs.update(eval_txt=scores["eval_txt"], eval_json=scores["eval_json"])
+    judge = ({**result.details, "compliance": compliance.to_dict() if compliance is not None else None}
+             if quality.judge is not None else {"enabled": False})
+    devices = {"video": models.cog_policy.describe(), "first_frame": models.flux_policy.describe()}
+    policy = getattr(quality.vlm, "policy", None)
+    if policy is not None:
+        devices["judge"] = policy.describe()
     sidecar = {
-        "video_id": video_id,
+        "video_id": clip.video_id,
         "instruction": instruction.text,
         "instruction_folder": instruction.folder,
         "instruction_source": instruction.source,
@@ -170,23 +216,27 @@ def edit_item(cfg: EditConfig, layout: Layout, instruction: Instruction, inputs:
         "video_prompt": result.caption_used,
         "iterations": result.iterations,
         "verdict": result.verdict,
-        "judge": result.details,
+        "verdict_history": [entry["verdict"] for entry in history],
+        "compliance_fraction": compliance.fraction if compliance is not None else None,
+        "quality_label": scores["label"] if scores else None,
+        "judge": judge,
+        "quality": scores,
         "parameters": parameters(cfg),
-        "seeds": {"first_frame": cfg.seed, "video": cfg.seed},
+        "seeds": {"first_frame": result.seed, "video": cfg.seed},
         "input": {"data_run_id": cfg.data_run_id, "video": clip.video_uri, "masks": clip.masks_uri,
                   "frames": int(len(inputs.frames)), "width": int(width), "height": int(height), "fps": clip.fps,
                   "mask_coverage": round(float(inputs.masks.mean()), 6),
                   "dilated_coverage": round(float(inputs.dilated.mean()), 6)},
         "windows": [list(w) for w in out.windows],
         "id_resampling": out.id_resampling,
-        "outputs": {k: v for k, v in uris.items() if k != "sidecar"},
+        "outputs": outputs,
         "timings": timings.as_dict(),
         "memory": memory,
-        "devices": {"video": models.cog_policy.describe(), "first_frame": models.flux_policy.describe()},
+        "devices": devices,
         "profile": cfg.profile,
     }
+    if quality.judge is not None:
+        sidecar["seeds"]["first_frame_attempts"] = "seed + attempt - 1"
     if cfg.profile == "tiny":
         sidecar["profile_note"] = TINY_NOTE
-    storage.write_text(uris["sidecar"], json.dumps(sidecar, indent=2, default=str))
-    return {"edit": uris["edit"], "verdict": result.verdict, "frames": int(len(inputs.frames)),
-            "windows": len(out.windows), **{f"memory_{k}": v for k, v in memory.items()}}
+    return sidecar

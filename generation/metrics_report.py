@@ -5,8 +5,9 @@
   label's ``note``), so without LPIPS the best label needs both PSNR and SSIM.
 - ``write_eval(layout, run_id, folder, video_id, scores, info) -> (txt_uri, json_uri)`` with
   ``scores`` from ``QualityScorer.score`` and ``info`` holding ``original``, ``edited``, ``masks``
-  (URIs) and ``fps``. JSON cannot hold infinities: +inf is written as the string ``"inf"``, a
-  missing value as ``null``.
+  (URIs), ``fps`` and optionally ``mask_dilate_px`` (the masks were dilated by that much before
+  scoring). JSON cannot hold infinities: +inf is written as the string ``"inf"``, a missing value
+  as ``null``.
 
 No torch here.
 """
@@ -69,6 +70,7 @@ def eval_record(video_id: str, scores: Mapping[str, Any], info: Mapping[str, Any
         "video_id": video_id,
         "instruction": scores.get("instruction"),
         "paths": {k: info.get(k) for k in ("original", "edited", "masks")},
+        "mask_dilate_px": info.get("mask_dilate_px"),
         "resolution": {"width": scores.get("width"), "height": scores.get("height")},
         "fps": info.get("fps"),
         "frames": scores.get("frames"),
@@ -95,6 +97,10 @@ def _number(key: str, value: Any, lpips_reason: str | None) -> str:
     return f"{value:.6g}" if key in ("mse", "mae") else f"{value:.4f}"
 
 
+def _dilation(pixels: Any) -> str:
+    return f" (dilated by {pixels} px: the area that was repainted)" if pixels else ""
+
+
 def format_eval_txt(record: Mapping[str, Any]) -> str:
     """The human-readable ``eval_<video_id>.txt`` from an ``eval_record``."""
     paths = record.get("paths") or {}
@@ -107,7 +113,7 @@ def format_eval_txt(record: Mapping[str, Any]) -> str:
         f"instruction:      {record.get('instruction')}",
         f"original video:   {paths.get('original') or 'n/a'}",
         f"edited video:     {paths.get('edited') or 'n/a'}",
-        f"masks:            {paths.get('masks') or 'n/a'}",
+        f"masks:            {paths.get('masks') or 'n/a'}{_dilation(record.get('mask_dilate_px'))}",
         f"resolution:       {res.get('width')}x{res.get('height')} (W x H)",
         f"frames:           {record.get('frames')} at {f'{fps:.2f}' if isinstance(fps, int | float) else 'n/a'} fps",
         f"mask coverage:    {f'{coverage:.2f}' if isinstance(coverage, int | float) else 'n/a'} %",

@@ -1,18 +1,22 @@
 """Stage 2: ``run_edit(cfg) -> StageResult``: repaint the road of every clip of a segmentation run.
 
-Reads ``preprocessed_data_vp/<data_run_id>/`` (stage 1's hand-off), loads the models once, and runs
-every (video, instruction) item, all instructions of a video before the next video. Bad inputs fail
-their items with a one-line reason; the others go on. An item whose sidecar exists is done and
-skipped on rerun (unless ``overwrite``). Each instruction folder gets ``report.txt``/``report.json``
-listing every video with status and timings; the run root gets ``manifest.json``.
+Reads ``preprocessed_data_vp/<data_run_id>/`` (stage 1's hand-off), loads the models once (the
+Qwen2.5-VL judge and the metrics' CLIP models first, then FluxFill and the video pipeline), and runs
+every (video, instruction) item, all instructions of a video before the next video: judged first
+frame, video pass, compliance check, metrics (``generation.quality``). Bad inputs and failures of
+the judge or the metrics fail their items with a one-line reason; the others go on. An item whose
+sidecar exists is done and skipped on rerun (unless ``overwrite``); a rerun with nothing to do loads
+no model. Each instruction folder gets ``report.txt``/``report.json`` listing every video with
+status, timings, verdict, compliance fraction and quality label; the run root gets ``manifest.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,12 +27,17 @@ from core.manifest import RunManifest
 from core.runner import FAILED, OK, ItemRunner, RunSummary, StageResult, Timings
 from core.vp_data import list_vp_videos, read_vp_clip
 from generation.config import EditConfig
-from generation.editor import ClipInputs, FirstFrameStep, edit_item, load_clip_inputs, unjudged
+from generation.editor import ClipInputs, edit_item, load_clip_inputs
 from generation.instructions import Instruction, parse_instructions
 
 log = logging.getLogger(__name__)
 
 STAGE = "edit"
+# Intra-op CPU threads for the tiny profile when every model is on the CPU (None: torch's default).
+# The tiny models are far too small to gain from threads, and on a shared 2-core machine two threads
+# spin against each other: the demo's edit step took 9 s with 1 thread against 31-76 s with 2 under
+# load (bench/edit_quality.py, docs/benchmarks.md).
+TINY_CPU_THREADS: int | None = 1
 
 
 @dataclass(frozen=True)
@@ -94,38 +103,99 @@ class _ClipCache:
         return self.value
 
 
+@contextlib.contextmanager
+def _tiny_cpu_threads(cfg: EditConfig) -> Iterator[None]:
+    """``TINY_CPU_THREADS`` intra-op threads inside the block for a tiny run on the CPU, then restored."""
+    on_cpu = all(d.strip().lower() in ("auto", "cpu") for d in (cfg.cog_device, cfg.flux_device, cfg.qwen_device))
+    if cfg.profile != "tiny" or not on_cpu or TINY_CPU_THREADS is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(TINY_CPU_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fraction(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, int | float) else "n/a"
+
+
 def _write_reports(layout: Layout, cfg: EditConfig, instructions: tuple[Instruction, ...], videos: list[str],
                    records: dict[str, dict[str, Any]]) -> None:
-    """Per instruction: every video of this run with status and timings (from all invocations)."""
+    """Per instruction: every video of this run with status, timings, verdict, compliance and quality label."""
     for inst in instructions:
         rows = []
         for video_id in videos:
             record = records.get(f"{inst.folder}/{video_id}", {})
-            timings = record.get("timings", {})
+            details = record.get("details", {})
             rows.append({"video_id": video_id, "status": record.get("status", "not run"),
                          "error": record.get("error", ""), "seconds": record.get("seconds", 0.0),
-                         "timings": timings})
+                         "timings": record.get("timings", {}), "verdict": details.get("verdict"),
+                         "iterations": details.get("iterations"),
+                         "compliance_fraction": details.get("compliance_fraction"),
+                         "quality_label": details.get("quality_label")})
         lines = [f"instruction: {inst.text}", f"folder: {inst.folder}", f"run: {cfg.run_id} (data {cfg.data_run_id}, "
                  f"profile {cfg.profile})", "", f"{'video':<40} {'status':<8} {'first_frame':>11} "
-                 f"{'video_gen':>10} {'upload':>8} {'total':>8}  error"]
+                 f"{'video_gen':>10} {'quality':>8} {'upload':>8} {'total':>8}  {'verdict':<11} {'iters':>5} "
+                 f"{'compliance':>10}  {'label':<9}  error"]
         for r in rows:
             t = r["timings"]
+            ok = r["status"] == OK
             lines.append(f"{r['video_id']:<40} {r['status']:<8} {t.get('first_frame', 0):>11.2f} "
-                         f"{t.get('video_generation', 0):>10.2f} {t.get('upload', 0):>8.2f} {r['seconds']:>8.2f}"
-                         f"  {r['error']}")
-        ok = sum(1 for r in rows if r["status"] == OK)
-        lines += ["", f"{ok}/{len(rows)} ok, {sum(1 for r in rows if r['status'] == FAILED)} failed"]
+                         f"{t.get('video_generation', 0):>10.2f} {t.get('compliance', 0) + t.get('metrics', 0):>8.2f} "
+                         f"{t.get('upload', 0):>8.2f} {r['seconds']:>8.2f}  {(r['verdict'] or '-') if ok else '-':<11} "
+                         f"{(r['iterations'] or '-') if ok else '-':>5} "
+                         f"{_fraction(r['compliance_fraction']) if ok else '-':>10}  "
+                         f"{(r['quality_label'] or 'n/a') if ok else '-':<9}  {r['error']}")
+        done = [r for r in rows if r["status"] == OK]
+        passed = sum(1 for r in done if r["verdict"] == "PASS")
+        labels = {label: sum(1 for r in done if r["quality_label"] == label)
+                  for label in dict.fromkeys(r["quality_label"] for r in done if r["quality_label"])}
+        lines += ["", f"{len(done)}/{len(rows)} ok, {sum(1 for r in rows if r['status'] == FAILED)} failed; "
+                      f"first frame PASS {passed}/{len(done)}; quality "
+                      + (", ".join(f"{k} {v}" for k, v in labels.items()) or "n/a")]
         folder = layout.vp_instruction(cfg.run_id, inst.folder)
         storage.write_text(storage.join(folder, "report.txt"), "\n".join(lines) + "\n")
         storage.write_text(storage.join(folder, "report.json"), json.dumps(
             {"instruction": inst.as_dict(), "run_id": cfg.run_id, "videos": rows}, indent=2))
 
 
-def run_edit(cfg: EditConfig, make_first_frame: Callable[[Any], FirstFrameStep] | None = None) -> StageResult:
+def _run_items(cfg: EditConfig, layout: Layout, items: list[EditItem], pending: list[EditItem], available: list[str],
+               manifest: RunManifest, is_done: Any, vlm: Any) -> RunSummary:
+    """Load the models (only when a pending video is readable), then run every item."""
+    models = quality = None
+    with contextlib.ExitStack() as stack:
+        if any(_readable(layout, cfg, v, available) for v in dict.fromkeys(it.video_id for it in pending)):
+            from generation.edit_models import load_edit_models
+            from generation.quality import load_quality
+
+            stack.enter_context(_tiny_cpu_threads(cfg))
+            quality = load_quality(cfg, vlm)            # first: the pipelines' memory plan sees Qwen and CLIP
+            models = load_edit_models(cfg, quality.plan)
+            for role, description in {**models.descriptions, **quality.descriptions}.items():
+                manifest.set_model(role, description)
+            manifest.set_model("memory_plan", models.plan)
+            manifest.set_model("load_seconds", round(models.load_seconds + quality.load_seconds, 3))
+        clips = _ClipCache(layout, cfg, set(available))
+
+        def run_one(item: EditItem, timings: Timings) -> dict[str, Any]:
+            inputs = clips.get(item.video_id)
+            return edit_item(cfg, layout, item.instruction, inputs, models, quality, timings)
+
+        runner = ItemRunner(STAGE, item_id=lambda it: it.item_id, is_done=is_done, overwrite=cfg.overwrite,
+                            on_result=manifest.record)
+        return runner.run(items, run_one, RunSummary(STAGE))
+
+
+def run_edit(cfg: EditConfig, *, vlm: Any = None) -> StageResult:
     """Edit every video of ``cfg.data_run_id`` with every instruction; see the module docstring.
 
-    ``make_first_frame(models)`` builds the first-frame step from the loaded models (default: one
-    plain FluxFill call, ``editor.unjudged``); the judge loop (issue 5) plugs in here.
+    ``vlm``: an already loaded Qwen2.5-VL (anything with ``caption``, ``ask``, ``ask_many``) for the
+    judge, instead of loading one from ``cfg`` (e.g. a notebook that keeps it between calls).
     """
     instructions = parse_instructions(cfg.instructions)
     layout, available = _check_inputs(cfg)
@@ -141,27 +211,7 @@ def run_edit(cfg: EditConfig, make_first_frame: Callable[[Any], FirstFrameStep] 
     pending = [it for it in items if cfg.overwrite or not is_done(it)]
     log.info("edit %s: %d video(s) x %d instruction(s) from segmentation run %s, %d to do",
              cfg.run_id, len(videos), len(instructions), cfg.data_run_id, len(pending))
-    models = None
-    if any(_readable(layout, cfg, v, available) for v in dict.fromkeys(it.video_id for it in pending)):
-        from generation.edit_models import load_edit_models
-
-        models = load_edit_models(cfg)
-        for role, description in models.descriptions.items():
-            manifest.set_model(role, description)
-        manifest.set_model("memory_plan", models.plan)
-        manifest.set_model("load_seconds", round(models.load_seconds, 3))
-    step = None
-    if models is not None:
-        step = make_first_frame(models) if make_first_frame else unjudged(models.first_frame)
-    clips = _ClipCache(layout, cfg, set(available))
-
-    def run_one(item: EditItem, timings: Timings) -> dict[str, Any]:
-        inputs = clips.get(item.video_id)
-        return edit_item(cfg, layout, item.instruction, inputs, models, step, timings)
-
-    runner = ItemRunner(STAGE, item_id=lambda it: it.item_id, is_done=is_done, overwrite=cfg.overwrite,
-                        on_result=manifest.record)
-    summary = runner.run(items, run_one, RunSummary(STAGE))
+    summary = _run_items(cfg, layout, items, pending, available, manifest, is_done, vlm)
     records = manifest.build(summary)["items"]     # every invocation's items (shards share the run root)
     _write_reports(layout, cfg, instructions, sorted(set(available) | set(videos)), records)
     manifest_uri = manifest.finalize(summary)

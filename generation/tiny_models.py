@@ -141,3 +141,27 @@ def save_tiny_checkpoints(folder: str, seed: int = 0) -> dict[str, str]:
     branch.save_pretrained(os.path.join(paths["branch_model"], paths["branch_subfolder"]))
     FluxFillPipeline(**tiny_fluxfill_components(seed)).save_pretrained(paths["flux_model"])
     return paths
+
+
+def save_tiny_quality_checkpoints(folder: str) -> dict[str, str]:
+    """Write the tiny Qwen2.5-VL (model, tokenizer, image processor) and the two tiny CLIP models of
+    the metrics as checkpoint folders, so the judge's and the metrics' ``full`` loaders run offline.
+    Returns EditConfig field values (``qwen_model``, ``clip_score_model``, ``clip_temporal_model``)."""
+    import os
+
+    from core.device import DevicePolicy
+    from generation.clip_model import load_clip
+    from generation.config import CLIP_SCORE_MODEL, CLIP_TEMPORAL_MODEL
+    from generation.tiny_vlm import build_tiny_qwen
+
+    paths = {"qwen_model": os.path.join(folder, "qwen"), "clip_score_model": os.path.join(folder, "clip_score"),
+             "clip_temporal_model": os.path.join(folder, "clip_temporal")}
+    model, processor = build_tiny_qwen()
+    for part in (model, processor.tokenizer, processor.image_processor):
+        part.save_pretrained(paths["qwen_model"])
+    cpu = DevicePolicy("cpu", "float32", False)
+    for key, name in (("clip_score_model", CLIP_SCORE_MODEL), ("clip_temporal_model", CLIP_TEMPORAL_MODEL)):
+        embedder = load_clip(name, "tiny", cpu)    # the tiny stand-in of that checkpoint
+        embedder.model.save_pretrained(paths[key])
+        embedder.tokenizer.save_pretrained(paths[key])
+    return paths

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -35,30 +34,15 @@ import numpy as np
 import torch
 
 from core.device import DevicePolicy, memory_snapshot, resolve_device
-from core.errors import UsageError
+from core.errors import LanepaintError, UsageError
+from generation.config import DEFAULT_QWEN, QWEN_SIZES, qwen_source  # noqa: F401  (re-exported)
 from generation.judge_parse import clean_caption
 from generation.judge_prompts import caption_prompt
 
 log = logging.getLogger(__name__)
 
-QWEN_SIZES = {"3B": "Qwen/Qwen2.5-VL-3B-Instruct", "7B": "Qwen/Qwen2.5-VL-7B-Instruct",
-              "32B": "Qwen/Qwen2.5-VL-32B-Instruct", "72B": "Qwen/Qwen2.5-VL-72B-Instruct"}
-DEFAULT_QWEN = "7B"
 GIB = 2**30
 TINY_MAX_NEW_TOKENS = 8   # random weights say nothing worth waiting for: a few tokens, instant
-
-
-def qwen_source(model: str | None) -> str:
-    """Hub id or local folder for ``model``: a size (7B, 72B, also 3B/32B), a hub id, or a folder."""
-    value = (model or DEFAULT_QWEN).strip()
-    if value.upper() in QWEN_SIZES:
-        return QWEN_SIZES[value.upper()]
-    if os.path.isdir(value):
-        return value
-    if value.count("/") == 1 and all(value.split("/")):
-        return value  # a hub id such as Qwen/Qwen2.5-VL-7B-Instruct
-    raise UsageError(f"Qwen model {value!r}: use {', '.join(QWEN_SIZES)}, a hub id (org/name) "
-                     "or an existing local folder")
 
 
 def memory_plan(policy: DevicePolicy, reserve_gib: float, free_bytes: int | None = None) -> dict[str, Any]:
@@ -124,7 +108,11 @@ class QwenVLM:
             self._model, self._processor = build_tiny_qwen(self.policy.device, self.policy.dtype)
             self.plan = {"device_map": {"": self.policy.device}}
         else:
-            self._model, self._processor = self._load_full(self.policy)
+            try:
+                self._model, self._processor = self._load_full(self.policy)
+            except (OSError, ValueError) as exc:   # no network / no cache / not a Qwen2.5-VL folder
+                raise LanepaintError(f"cannot load Qwen2.5-VL from {self.source}: "
+                                     f"{' '.join(str(exc).split())[:300]}") from None
         self.load_count += 1
         log.info("Qwen2.5-VL %s loaded on %s (load #%d, placement %s) %s", self.source, self.policy.describe(),
                  self.load_count, self._plan_text(), memory_snapshot(self.policy.device))
@@ -167,6 +155,13 @@ class QwenVLM:
             self.unload()
             return True
         return False
+
+    def weight_bytes(self) -> int:
+        """Bytes of the loaded weights and buffers (0 when not loaded), for the memory plan."""
+        if self._model is None:
+            return 0
+        tensors = list(self._model.parameters()) + list(self._model.buffers())
+        return int(sum(t.numel() * t.element_size() for t in tensors))
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": "Qwen2.5-VL", "source": self.source, "profile": self.profile,

@@ -84,17 +84,38 @@ def test_demo_edit_step_writes_every_output_and_fails_bad_inputs_one_line_each(t
         for key in ("flux_input", "flux_mask", "flux_output"):
             assert os.path.getsize(sidecar["outputs"][key]) > 0
         assert sidecar["instruction"].endswith("keep road texture, lighting, and shadows unchanged")
-        assert sidecar["caption_used"] == sidecar["instruction"]
-        assert (sidecar["iterations"], sidecar["verdict"]) == (1, "not judged")
-        assert set(sidecar["timings"]) == {"first_frame", "video_generation", "upload"}
-        assert sidecar["parameters"]["num_inference_steps"] == 2 and sidecar["seeds"] == {"first_frame": 42, "video": 42}
+        # the judge (tiny random Qwen: every answer parses to FAIL) ran its 10 attempts; the latest of the
+        # tied attempts is kept, and its caption (from the judge, not the instruction) drove both models
+        assert (sidecar["iterations"], sidecar["verdict"]) == (10, "FAIL")
+        assert sidecar["verdict_history"] == ["FAIL"] * 10 and sidecar["judge"]["chosen_attempt"] == 10
+        assert sidecar["caption_used"] == sidecar["video_prompt"] == sidecar["judge"]["history"][-1]["caption"]
+        assert sidecar["seeds"]["first_frame"] == 42 + 9 and sidecar["seeds"]["video"] == 42
+        assert sidecar["compliance_fraction"] == 0.0
+        assert sidecar["judge"]["compliance"]["frames"] == [0, 16, 32, 48]
+        assert set(sidecar["timings"]) == {"first_frame", "video_generation", "upload", "compliance", "metrics"}
+        assert sidecar["parameters"]["num_inference_steps"] == 2 and sidecar["parameters"]["caption_refine_iters"] == 10
         assert sidecar["parameters"]["dilate_size"] == 24 and sidecar["profile"] == "tiny"
         assert "ram_peak_mb" in sidecar["memory"] and sidecar["windows"] == [[0, 49]]
+        refine = layout.vp_caption_refine_dir(RUN, folder, GOOD)
+        assert sidecar["outputs"]["caption_refine"] == refine
+        names = set(os.listdir(refine))
+        assert {f"attempt_{i:02d}_{k}" for i in range(1, 11) for k in ("panel.png", "prompt.txt", "answer.txt",
+                                                                          "verdict.json")} <= names
+        assert "summary.json" in names and len(os.listdir(os.path.join(refine, "compliance"))) == 4 * 4
+        scores = json.loads(open(layout.vp_eval_json(RUN, folder, GOOD)).read())
+        assert scores["label"]["label"] == sidecar["quality_label"] and scores["resolution"] == {"width": 128, "height": 80}
+        assert scores["full"]["psnr"] > 0 and scores["masked"]["ssim"] is not None and scores["mask_dilate_px"] == 24
+        assert scores["full"]["lpips"] is None and "unavailable" in open(layout.vp_eval_txt(RUN, folder, GOOD)).read()
         report = open(os.path.join(layout.vp_instruction(RUN, folder), "report.txt")).read()
         assert all(vid in report for vid in [GOOD, *BAD]) and "1/6 ok, 5 failed" in report
+        row = next(line for line in report.splitlines() if line.startswith(GOOD))
+        assert " FAIL " in row and " 0.00 " in row and sidecar["quality_label"] in row
     manifest = json.loads(open(os.path.join(layout.vp_run(RUN), "manifest.json")).read())
     assert manifest["counts"] == {"ok": 2, "failed": 10} and manifest["profile"] == "tiny"
     assert "profile_note" in manifest and manifest["models"]["memory_plan"]
+    plan = manifest["models"]["memory_plan"]
+    assert "qwen judge" in plan[0] and "metrics CLIP" in plan[1] and "video" in plan[2]
+    assert manifest["models"]["judge"]["caption_refine_iters"] == 10 and manifest["models"]["metrics"]["clip_score"]
 
     # resume: the good items are done (sidecar written last), the models are not even loaded
     import generation.edit_models
@@ -103,6 +124,9 @@ def test_demo_edit_step_writes_every_output_and_fails_bad_inputs_one_line_each(t
         raise AssertionError("models loaded although every item is done")
 
     monkeypatch.setattr(generation.edit_models, "load_edit_models", no_models)
+    import generation.quality
+
+    monkeypatch.setattr(generation.quality, "load_quality", no_models)
     again = run_edit(EditConfig(data_run_id=RUN, run_id=RUN, output_root=root, profile="tiny",
                                 instructions="lane double yellow solid||lane single white dashed",
                                 video_ids=(GOOD,)))
@@ -143,6 +167,11 @@ def test_missing_lora_path_is_a_usage_error(tmp_path, scene):
     ({"strength": 0.0}, "--strength must be in (0, 1]"),
     ({"num_frames": 48}, "4k+1"),
     ({"video_ids": ("ok", "a/b")}, "invalid video id"),
+    ({"caption_refine_iters": 0}, "--caption-refine-iters must be >= 1"),
+    ({"caption_refine_temperature": -0.1}, "--caption-refine-temperature must be >= 0"),
+    ({"compliance_frames": -1}, "--compliance-frames must be >= 0"),
+    ({"qwen_vram_reserve_gib": -2.0}, "--qwen-vram-reserve-gib must be >= 0"),
+    ({"profile": "full", "qwen_model": "13B"}, "--qwen-model (LLM_MODEL_SIZE): Qwen model '13B'"),
 ])
 def test_bad_config_is_a_one_line_usage_error(changes, message):
     values = {"data_run_id": "seg", "run_id": "e1", "profile": "tiny"} | changes
@@ -171,17 +200,31 @@ def test_cli_without_segmentation_output_exits_2(tmp_path, capsys):
 
 
 def test_full_profile_code_path_loads_local_checkpoint_folders(tmp_path, scene):
-    """The full loader (from_pretrained of the CogVideoX I2V folder, the branch subfolder and FluxFill),
-    run offline on tiny checkpoints saved to disk; only the sizes are overridden."""
-    from generation.tiny_models import save_tiny_checkpoints
+    """The full loader (from_pretrained of the CogVideoX I2V folder, the branch subfolder, FluxFill, the
+    Qwen2.5-VL judge and the metrics' CLIP models), run offline on tiny checkpoints saved to disk; only
+    the sizes are overridden. One torch thread, as the stage uses for tiny runs (the full profile on a
+    CPU keeps torch's default; on a busy 2-core runner two threads spin against each other)."""
+    import torch
 
-    paths = save_tiny_checkpoints(str(tmp_path / "ckpt"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _full_profile_run(tmp_path, scene)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _full_profile_run(tmp_path, scene):
+    from generation.tiny_models import save_tiny_checkpoints, save_tiny_quality_checkpoints
+
+    paths = save_tiny_checkpoints(str(tmp_path / "ckpt")) | save_tiny_quality_checkpoints(str(tmp_path / "ckpt"))
     root = str(tmp_path / "out")
     write_vp_clip(Layout(root), RUN, GOOD, *scene, fps=8.0)
     cfg = EditConfig(data_run_id=RUN, run_id="full1", output_root=root, profile="full",
                      instructions="lane double white solid", **paths, model_width=96, model_height=64,
                      num_inference_steps=2, flux_num_inference_steps=2, flux_max_area=96 * 64,
-                     flux_max_sequence_length=32, cog_device="cpu", flux_device="cpu")
+                     flux_max_sequence_length=32, cog_device="cpu", flux_device="cpu", qwen_device="cpu",
+                     caption_refine_iters=1, compliance_frames=1)   # full Qwen answers run to 512 tokens
     result = run_edit(cfg)
     assert result.ok == (f"lane_double_white_solid/{GOOD}",) and not result.failed
     manifest = json.loads(open(os.path.join(result.run_uri, "manifest.json")).read())
@@ -189,3 +232,10 @@ def test_full_profile_code_path_loads_local_checkpoint_folders(tmp_path, scene):
     assert video["model"] == paths["cog_model"] and video["branch"].endswith("vp/checkpoints/branch")
     assert video["placement"] == "resident" and video["parameters"]["branch"] > 0
     assert manifest["profile"] == "full" and "profile_note" not in manifest
+    judge, metrics = manifest["models"]["judge"], manifest["models"]["metrics"]
+    assert judge["source"] == paths["qwen_model"] and judge["profile"] == "full" and judge["parameters"] > 0
+    assert metrics["clip_score"]["source"] == paths["clip_score_model"]
+    assert metrics["clip_temporal"]["source"] == paths["clip_temporal_model"]
+    sidecar = json.loads(open(Layout(root).vp_sidecar("full1", "lane_double_white_solid", GOOD)).read())
+    assert sidecar["iterations"] == 1 and sidecar["verdict_history"] == ["FAIL"]
+    assert sidecar["judge"]["compliance"]["checked"] == 1 and sidecar["quality"]["eval_json"]

@@ -172,21 +172,19 @@ def test_writer_keeps_every_attempt(storage_root, scene):
 
 
 def test_env_rows_fill_the_edit_config_fields():
-    from dataclasses import dataclass
-
     from core.config import build_config
+    from generation.config import EditConfig
 
-    @dataclass(frozen=True)
-    class QualityFields:     # the field names the edit config carries (issue 4 owns the real class)
-        qwen_model: str = "7B"
-        unload_qwen_after_use: bool = False
-        qwen_vram_reserve_gib: float = 0.0
-        caption_refine_iters: int = 10
-        caption_refine_temperature: float = 0.1
-        compliance_frames: int = 4
-
-    assert build_config(QualityFields, "edit", {}, environ={}) == QualityFields()
-    env = {"LLM_MODEL_SIZE": "72B", "VP_UNLOAD_QWEN_AFTER_USE": "1", "QWEN_VRAM_RESERVE_GIB": "24",
-           "VP_CAPTION_REFINE_ITERS": "3", "VP_CAPTION_REFINE_TEMPERATURE": "0", "VP_COMPLIANCE_FRAMES": "0"}
-    cfg = build_config(QualityFields, "edit", {}, environ=env)
-    assert cfg == QualityFields("72B", True, 24.0, 3, 0.0, 0)
+    base = {"DATA_RUN_ID": "seg1", "RUN_ID": "r1"}
+    cfg = build_config(EditConfig, "edit", {}, environ=base)
+    assert (cfg.judge, cfg.qwen_model, cfg.unload_qwen_after_use, cfg.qwen_vram_reserve_gib) == (True, "7B", False, 0.0)
+    assert (cfg.caption_refine_iters, cfg.caption_refine_temperature, cfg.compliance_frames, cfg.metrics) == \
+        (10, 0.1, 4, True)
+    env = base | {"LLM_MODEL_SIZE": "72B", "VP_UNLOAD_QWEN_AFTER_USE": "1", "QWEN_VRAM_RESERVE_GIB": "24",
+                  "VP_CAPTION_REFINE_ITERS": "3", "VP_CAPTION_REFINE_TEMPERATURE": "0", "VP_COMPLIANCE_FRAMES": "0",
+                  "VP_JUDGE": "0", "VP_METRICS": "false", "VP_QWEN_DEVICE": "cpu"}
+    cfg = build_config(EditConfig, "edit", {"caption_refine_iters": 5}, environ=env)
+    assert (cfg.qwen_model, cfg.unload_qwen_after_use, cfg.qwen_vram_reserve_gib, cfg.qwen_device) == \
+        ("72B", True, 24.0, "cpu")
+    assert (cfg.caption_refine_iters, cfg.caption_refine_temperature, cfg.compliance_frames) == (5, 0.0, 0)
+    assert cfg.judge is False and cfg.metrics is False
