@@ -163,7 +163,8 @@ def load_edit_models(cfg: EditConfig, loaded_first: list[str] | tuple[str, ...] 
     video, video_desc = _build_video(cfg, cog_policy)
     flux_pipe = build_fluxfill(cfg.profile, cfg.flux_model, flux_policy)
     flux_desc = {"model": cfg.flux_model if cfg.profile == "full" else "tiny FluxFill (random weights)",
-                 "lora": apply_lora(flux_pipe, cfg.img_inpainting_lora_path, cfg.img_inpainting_lora_scale)}
+                 "lora": apply_lora(flux_pipe, cfg.img_inpainting_lora_path, cfg.img_inpainting_lora_scale,
+                                   cfg.cache_dir)}
     for pipe in (video, flux_pipe):
         pipe.set_progress_bar_config(disable=True)   # our own progress bars (core.logs) show the steps
 

@@ -70,13 +70,7 @@ class FluxFillInpainter:
         return out
 
 
-def _lora_location(path: str) -> tuple[str, str]:
-    """(local folder, weight file) of a LoRA file, a checkpoint folder, or a training run folder (its
-    newest complete checkpoint-N); remote URIs are downloaded (``generation.lora_checkpoints``)."""
-    return local_lora_weights(path)
-
-
-def apply_lora(pipe: Any, path: str | None, scale: float) -> dict[str, Any]:
+def apply_lora(pipe: Any, path: str | None, scale: float, cache_dir: str | None = None) -> dict[str, Any]:
     """Load the FluxFill LoRA at ``scale``; scale 0 (the default) leaves the LoRA off. ``path``: a
     weights file, a folder holding pytorch_lora_weights.safetensors, or a ``lanepaint train-lora`` run
     folder (newest checkpoint); local, gs:// or memory://."""
@@ -84,7 +78,7 @@ def apply_lora(pipe: Any, path: str | None, scale: float) -> dict[str, Any]:
         if path:
             log.info("FluxFill LoRA %s not loaded: --img-inpainting-lora-scale is 0 (off)", path)
         return {"path": path, "scale": 0.0, "loaded": False}
-    folder, weight_name = _lora_location(path)
+    folder, weight_name = local_lora_weights(path, cache_dir)   # remote weights downloaded once
     pipe.load_lora_weights(folder, weight_name=weight_name, adapter_name=LORA_ADAPTER)
     pipe.set_adapters([LORA_ADAPTER], [float(scale)])
     log.info("FluxFill LoRA %s loaded at scale %g", path, scale)

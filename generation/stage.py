@@ -29,6 +29,7 @@ from core.vp_data import list_vp_videos, read_vp_clip
 from generation.config import EditConfig
 from generation.editor import ClipInputs, edit_item, load_clip_inputs
 from generation.instructions import Instruction, parse_instructions
+from generation.lora_checkpoints import check_lora_path
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,9 @@ def _check_inputs(cfg: EditConfig) -> tuple[Layout, list[str]]:
         storage.scheme(cfg.output_root)
     except StorageError as exc:
         raise UsageError(str(exc)) from None
-    for flag, path in (("--img-inpainting-lora-path", cfg.img_inpainting_lora_path),
-                       ("--id-lora-path", cfg.id_lora_path)):
-        if path and not os.path.exists(path):
-            raise UsageError(f"{flag} {path}: no such file or folder")
+    check_lora_path(cfg.img_inpainting_lora_path)   # local, gs:// or memory://; a run folder or a checkpoint
+    if cfg.id_lora_path and not os.path.exists(cfg.id_lora_path):
+        raise UsageError(f"--id-lora-path {cfg.id_lora_path}: no such file or folder")
     layout = Layout(cfg.output_root)
     available = list_vp_videos(layout, cfg.data_run_id)
     if not available:

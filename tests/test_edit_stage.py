@@ -149,12 +149,18 @@ def test_no_segmentation_output_is_a_usage_error_before_anything_is_written(tmp_
     assert not os.path.exists(root)
 
 
-def test_missing_lora_path_is_a_usage_error(tmp_path, scene):
+@pytest.mark.parametrize("kind, message", [("missing", "FluxFill LoRA not found: .*missing.safetensors"),
+                                           ("empty folder", "has no pytorch_lora_weights.safetensors")])
+def test_bad_lora_path_is_a_usage_error_before_anything_is_written(tmp_path, scene, kind, message):
     root = str(tmp_path / "out")
     write_vp_clip(Layout(root), RUN, GOOD, *scene, fps=8.0)
+    lora = tmp_path / "missing.safetensors"
+    if kind == "empty folder":
+        lora = tmp_path / "lora_run"
+        lora.mkdir()
     cfg = EditConfig(data_run_id=RUN, run_id="e1", output_root=root, profile="tiny",
-                     img_inpainting_lora_path=str(tmp_path / "missing.safetensors"), img_inpainting_lora_scale=1.0)
-    with pytest.raises(UsageError, match="--img-inpainting-lora-path .*missing.safetensors: no such file"):
+                     img_inpainting_lora_path=str(lora), img_inpainting_lora_scale=1.0)
+    with pytest.raises(UsageError, match=f"^--img-inpainting-lora-path: .*{message}"):
         run_edit(cfg)
     assert not os.path.exists(os.path.join(root, "vp"))
 
