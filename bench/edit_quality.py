@@ -7,7 +7,7 @@ demo run pays imports and model builds once), alternated ``--repeats`` times, mi
 - ``judge + metrics`` (ours, the defaults): Qwen2.5-VL writes the first caption and judges up to 10
   FluxFill attempts (the tiny random Qwen never says PASS, so all 10 run), then 4 clip frames; the
   metrics score the clip and write ``eval_<video_id>.txt/.json``; the tiny models on the CPU run
-  with one intra-op thread (``generation.stage.TINY_CPU_THREADS``);
+  with one intra-op thread (``core.device.TINY_CPU_THREADS``);
 - the same with torch's default thread count (2 here);
 - ``no judge, no metrics``, one thread: one FluxFill attempt, no scores;
 - ``no judge, no metrics``, default threads (reference: issue 4's edit step as it was).
@@ -52,11 +52,11 @@ import torch  # noqa: F401  (the demo's stage 1 imported it already)
 kwargs = json.loads(sys.argv[1])
 default_threads = kwargs.pop("_default_threads", False)
 start = time.perf_counter()
-import generation.stage
+import core.device
 from generation.config import EditConfig
 from generation.stage import run_edit
 if default_threads:
-    generation.stage.TINY_CPU_THREADS = None
+    core.device.TINY_CPU_THREADS = None
 result = run_edit(EditConfig(**kwargs))
 print(json.dumps({"seconds": time.perf_counter() - start, "ok": len(result.ok), "failed": len(result.failed)}))
 """

@@ -9,7 +9,9 @@ torch is imported inside the functions, so importing this module stays light.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,3 +112,30 @@ def memory_snapshot(device: str | None = None) -> dict[str, float]:
         out["gpu_memory_used_gb"] = round(torch.cuda.memory_allocated(device) / 2**30, 3)
         out["gpu_memory_peak_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
     return out
+
+
+# Intra-op threads for tiny models on the CPU (None: torch's default). They are far too small to gain
+# from threads, and on a shared 2-core machine two threads spin against each other: the demo's edit
+# step took 9 s with 1 thread against 31-76 s with 2 under load (bench/edit_quality.py).
+TINY_CPU_THREADS: int | None = 1
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` torch intra-op threads, then restore; ``None`` changes nothing."""
+    if count is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def tiny_cpu_threads(profile: str, on_cpu: bool) -> int | None:
+    """The thread count for ``torch_threads``: ``TINY_CPU_THREADS`` for a tiny run on the CPU, else None."""
+    return TINY_CPU_THREADS if profile == "tiny" and on_cpu else None

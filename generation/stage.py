@@ -16,11 +16,11 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from core import storage
+from core.device import tiny_cpu_threads, torch_threads
 from core.errors import LanepaintError, StorageError, UsageError
 from core.layout import Layout
 from core.manifest import RunManifest
@@ -34,11 +34,6 @@ from generation.lora_checkpoints import check_lora_path
 log = logging.getLogger(__name__)
 
 STAGE = "edit"
-# Intra-op CPU threads for the tiny profile when every model is on the CPU (None: torch's default).
-# The tiny models are far too small to gain from threads, and on a shared 2-core machine two threads
-# spin against each other: the demo's edit step took 9 s with 1 thread against 31-76 s with 2 under
-# load (bench/edit_quality.py, docs/benchmarks.md).
-TINY_CPU_THREADS: int | None = 1
 
 
 @dataclass(frozen=True)
@@ -103,21 +98,10 @@ class _ClipCache:
         return self.value
 
 
-@contextlib.contextmanager
-def _tiny_cpu_threads(cfg: EditConfig) -> Iterator[None]:
-    """``TINY_CPU_THREADS`` intra-op threads inside the block for a tiny run on the CPU, then restored."""
+def _tiny_cpu_threads(cfg: EditConfig) -> contextlib.AbstractContextManager[None]:
+    """One torch intra-op thread for a tiny run on the CPU (core.device), restored afterwards."""
     on_cpu = all(d.strip().lower() in ("auto", "cpu") for d in (cfg.cog_device, cfg.flux_device, cfg.qwen_device))
-    if cfg.profile != "tiny" or not on_cpu or TINY_CPU_THREADS is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(TINY_CPU_THREADS)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return torch_threads(tiny_cpu_threads(cfg.profile, on_cpu))
 
 
 def _fraction(value: Any) -> str:

@@ -48,7 +48,7 @@ from sam2.sam2_video_predictor import SAM2VideoPredictor
 from tqdm import tqdm as _tqdm
 
 from core import storage
-from core.device import DevicePolicy
+from core.device import DevicePolicy, tiny_cpu_threads, torch_threads
 from core.errors import LanepaintError, UsageError, one_line
 from segmentation.cleanup import default_workers
 from segmentation.config import MODEL_CONFIGS, MODEL_HUB_IDS, SegmentConfig
@@ -235,7 +235,7 @@ class RoadSegmenter:
         self.workers = default_workers(cfg.workers)
         # The tiny model's tensors are so small that torch's intra-op threads cost more than they
         # give (5x slower on a busy 2-core machine): run it single-threaded, restore afterwards.
-        self.single_thread = cfg.profile == "tiny" and not self.policy.is_cuda
+        self.threads = tiny_cpu_threads(cfg.profile, not self.policy.is_cuda)
 
     def _add_prompt(self, state: dict[str, Any], local: int, frame: np.ndarray) -> None:
         prompt = self.strategy.prompt_for(frame)
@@ -244,13 +244,8 @@ class RoadSegmenter:
 
     def segment(self, frames: np.ndarray) -> np.ndarray:
         """Raw road masks ``[T, H, W]`` bool (logits > 0) for uint8 RGB frames ``[T, H, W, 3]``."""
-        threads = torch.get_num_threads()
-        if self.single_thread:
-            torch.set_num_threads(1)
-        try:
+        with torch_threads(self.threads):
             return self._segment(frames)
-        finally:
-            torch.set_num_threads(threads)
 
     @torch.inference_mode()
     def _segment(self, frames: np.ndarray) -> np.ndarray:
@@ -307,22 +302,17 @@ class RoadImageSegmenter:
         self.strategy = get_strategy(cfg.prompt)
         self.batch_size = max(1, int(batch_size))
         self.workers = default_workers(cfg.workers)
-        self.single_thread = cfg.profile == "tiny" and not self.policy.is_cuda  # as RoadSegmenter
+        self.threads = tiny_cpu_threads(cfg.profile, not self.policy.is_cuda)
 
     def segment(self, frames: np.ndarray) -> np.ndarray:
         """Raw road masks ``[N, H, W]`` bool for uint8 RGB frames ``[N, H, W, 3]`` (one size)."""
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {frames.shape}")
-        threads = torch.get_num_threads()
-        if self.single_thread:
-            torch.set_num_threads(1)
-        try:
+        with torch_threads(self.threads):
             out = np.zeros(frames.shape[:3], dtype=bool)
             for start in range(0, len(frames), self.batch_size):
                 out[start:start + self.batch_size] = self._batch(frames[start:start + self.batch_size])
             return out
-        finally:
-            torch.set_num_threads(threads)
 
     def _prompts(self, frames: np.ndarray, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Point (and box corner) prompts of every frame in the model's input coordinates."""

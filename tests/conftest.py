@@ -59,3 +59,12 @@ def storage_root(request, tmp_path):
         return f"memory://lanepaint-{unique}/root"
     request.getfixturevalue("gcs_emulator")
     return f"gs://{BUCKET}/{unique}/root"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny-model tests: one torch intra-op thread (core.device.TINY_CPU_THREADS), restored after."""
+    from core.device import TINY_CPU_THREADS, torch_threads
+
+    with torch_threads(TINY_CPU_THREADS):
+        yield

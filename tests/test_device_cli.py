@@ -87,3 +87,18 @@ def test_log_handler_follows_current_stderr(capsys):
     finally:
         sys.stderr = old
     assert "second message" in buf.getvalue()
+
+
+def test_torch_threads_sets_and_restores():
+    import torch
+
+    from core.device import tiny_cpu_threads, torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    assert tiny_cpu_threads("tiny", on_cpu=True) == 1
+    assert tiny_cpu_threads("tiny", on_cpu=False) is None and tiny_cpu_threads("full", on_cpu=True) is None

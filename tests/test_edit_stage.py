@@ -210,14 +210,10 @@ def test_full_profile_code_path_loads_local_checkpoint_folders(tmp_path, scene):
     Qwen2.5-VL judge and the metrics' CLIP models), run offline on tiny checkpoints saved to disk; only
     the sizes are overridden. One torch thread, as the stage uses for tiny runs (the full profile on a
     CPU keeps torch's default; on a busy 2-core runner two threads spin against each other)."""
-    import torch
+    from core.device import torch_threads
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         _full_profile_run(tmp_path, scene)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _full_profile_run(tmp_path, scene):

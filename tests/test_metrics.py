@@ -14,13 +14,7 @@ from core.layout import Layout
 from generation.metrics import QualityScorer, pixel_metrics, ssim_map
 from generation.metrics_report import EXCELLENT, GOOD, MODERATE, format_eval_txt, quality_label, write_eval
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,7 @@ def clip():
     return frames  # 12 frames
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: intra-op threads only cost time (the segmenter itself does the same)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +83,13 @@ def test_state_rejects_bad_frames(segmenter):
 
 
 def test_segment_gives_video_sized_boolean_masks_restores_threads(segmenter, clip):
-    torch.set_num_threads(2)
-    masks = segmenter.segment(clip)
+    from core.device import torch_threads
+
+    with torch_threads(2):
+        masks = segmenter.segment(clip)
+        assert torch.get_num_threads() == 2   # the segmenter ran with one thread and restored ours
     assert masks.shape == clip.shape[:3] and masks.dtype == bool
     assert masks.any(axis=(1, 2)).all()   # the seeded tiny model gives a non-empty mask on every frame
-    assert torch.get_num_threads() == 2
     assert np.array_equal(segmenter.segment(clip), masks)   # deterministic
 
 

@@ -15,14 +15,7 @@ from generation.judge import CaptionRefineWriter, Judge
 from generation.judge_parse import FAIL
 from generation.vlm import QWEN_SIZES, QwenVLM, memory_plan, qwen_source
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two threads on a busy 2-core runner spin against each other; one is ~10x faster here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
