@@ -70,13 +70,13 @@ class Verdict:
         return out
 
 
-def _excerpt(text: Any, limit: int) -> str:
+def excerpt(text: Any, limit: int) -> str:
     """A short, single-line, printable excerpt of untrusted text (safe for logs and reasons)."""
     clean = "".join(ch for ch in str(text) if ch.isprintable() or ch.isspace())
     return " ".join(clean.split())[:limit]
 
 
-def _norm_key(key: Any) -> str:
+def norm_key(key: Any) -> str:
     return re.sub(r"[^a-z0-9]+", "_", str(key).strip().lower()).strip("_")
 
 
@@ -100,15 +100,15 @@ def _as_bool(value: Any) -> tuple[bool | None, str]:
     if isinstance(value, int | float) and value in (0, 1):
         return bool(value), ""
     if isinstance(value, str):
-        word = _norm_key(value)
+        word = norm_key(value)
         if word in _TRUE_WORDS:
             return True, ""
         if word in _FALSE_WORDS:
             return False, ""
-        return None, _excerpt(value, 200)
+        return None, excerpt(value, 200)
     if isinstance(value, dict):
-        lowered = {_norm_key(k): v for k, v in value.items()}
-        note = next((_excerpt(lowered[k], 500) for k in ("note", "reason", "comment", "explanation") if k in lowered), "")
+        lowered = {norm_key(k): v for k, v in value.items()}
+        note = next((excerpt(lowered[k], 500) for k in ("note", "reason", "comment", "explanation") if k in lowered), "")
         for key in ("pass", "passed", "ok", "result", "verdict", "value"):
             if key in lowered:
                 flag, _ = _as_bool(lowered[key])
@@ -117,7 +117,7 @@ def _as_bool(value: Any) -> tuple[bool | None, str]:
     return None, ""
 
 
-def _find_object(text: str) -> tuple[dict[str, Any] | None, str, list[str]]:
+def find_json_object(text: str) -> tuple[dict[str, Any] | None, str, list[str]]:
     """(first JSON object, text outside it, remarks). The object may sit in a code fence."""
     remarks: list[str] = []
     fenced = _FENCE.search(text)
@@ -156,7 +156,7 @@ def parse_verdict(raw: Any, require_caption: bool = True, allow_fence: bool = Tr
     if not text.strip():
         _fail(out, "empty answer")
         return out
-    obj, outside, remarks = _find_object(text)
+    obj, outside, remarks = find_json_object(text)
     out.remarks.extend(remarks)
     if obj is None:
         salvaged = _CAPTION_SALVAGE.search(text)
@@ -171,14 +171,14 @@ def parse_verdict(raw: Any, require_caption: bool = True, allow_fence: bool = Tr
     if remarks and not allow_fence:
         _fail(out, "answer was in a code fence")
     if outside.strip():
-        _fail(out, f"extra text outside the JSON object: {_excerpt(outside, 120)!r}")
-    fields = {_norm_key(k): v for k, v in obj.items()}
+        _fail(out, f"extra text outside the JSON object: {excerpt(outside, 120)!r}")
+    fields = {norm_key(k): v for k, v in obj.items()}
 
     verdict = fields.get("verdict")
     if verdict is None:
         _fail(out, "verdict missing")
     elif not isinstance(verdict, str) or verdict.strip().upper() not in (PASS, FAIL):
-        _fail(out, f"unknown verdict {_excerpt(verdict, 40)!r}")
+        _fail(out, f"unknown verdict {excerpt(verdict, 40)!r}")
     else:
         out.model_verdict = verdict.strip().upper()
 
@@ -187,7 +187,7 @@ def parse_verdict(raw: Any, require_caption: bool = True, allow_fence: bool = Tr
     if checks is not None and not isinstance(checks, dict):
         out.remarks.append("checks is not an object")
     for key, value in source.items():
-        name = ATTRIBUTE_ALIASES.get(_norm_key(key))
+        name = ATTRIBUTE_ALIASES.get(norm_key(key))
         if name is None or name in out.checks:
             continue
         flag, note = _as_bool(value)

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from generation.judge_parse import ATTRIBUTE_ALIASES, _excerpt, _find_object, _norm_key
+from generation.judge_parse import ATTRIBUTE_ALIASES, excerpt, find_json_object, norm_key
 from segmentation.lane_dataset import COLORS, COUNTS, PATTERNS, PROMPT_RE, UNKNOWN, LaneAttributes
 
 log = logging.getLogger(__name__)
@@ -76,12 +76,12 @@ def normalise_value(kind: str, value: Any) -> tuple[str, str | None]:
     words = [w for w in re.split(r"[^a-z0-9/]+", text) if w]
     found = {name for name, synonyms in _WORDS[kind].items() if any(w in synonyms for w in words)}
     if len(found) > 1 or (kind != "count" and any(w in _MIXED for w in words)):
-        return ("mixed", None) if kind != "count" else (UNKNOWN, f"count {_excerpt(value, 40)!r} is ambiguous")
+        return ("mixed", None) if kind != "count" else (UNKNOWN, f"count {excerpt(value, 40)!r} is ambiguous")
     if len(found) == 1 and not any(w in _UNKNOWN_WORDS for w in words):
         return found.pop(), None
     if any(w in _UNKNOWN_WORDS for w in words):
         return UNKNOWN, None
-    return UNKNOWN, f"{kind} {_excerpt(value, 40)!r} is not one of {', '.join(_ALLOWED[kind])}"
+    return UNKNOWN, f"{kind} {excerpt(value, 40)!r} is not one of {', '.join(_ALLOWED[kind])}"
 
 
 def parse_lane_answer(raw: Any) -> ParsedCaption:
@@ -90,12 +90,12 @@ def parse_lane_answer(raw: Any) -> ParsedCaption:
         return ParsedCaption(LaneAttributes(), "none", ["empty answer" if isinstance(raw, str) else
                                                         f"answer is not text ({type(raw).__name__})"])
     text = raw[:MAX_ANSWER_CHARS]
-    obj, _outside, _remarks = _find_object(text)
+    obj, _outside, _remarks = find_json_object(text)
     if obj is not None:
         values: dict[str, str] = {}
         notes: list[str] = []
         for key, value in obj.items():
-            name = _FIELD.get(ATTRIBUTE_ALIASES.get(_norm_key(key), ""))
+            name = _FIELD.get(ATTRIBUTE_ALIASES.get(norm_key(key), ""))
             if name is None or name in values:
                 continue
             values[name], note = normalise_value(name, value)
@@ -110,7 +110,7 @@ def parse_lane_answer(raw: Any) -> ParsedCaption:
     if match:
         return ParsedCaption(LaneAttributes(**match.groupdict()), "sentence", ["no JSON object; used the sentence"])
     reason = "no complete JSON object (malformed or cut off)" if "{" in text else "no JSON object"
-    return ParsedCaption(LaneAttributes(), "none", [f"{reason}: {_excerpt(text, 80)!r}"])
+    return ParsedCaption(LaneAttributes(), "none", [f"{reason}: {excerpt(text, 80)!r}"])
 
 
 def shrink(image: np.ndarray, max_side: int) -> np.ndarray:
