@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("segmentation.cli", "stage 1: SAM2 road masks for driving videos, in VideoPainter's input format"),
     "edit": ("generation.cli", "stage 2: repaint lane markings in a segmentation run's clips (FluxFill + VideoPainter)"),
     "evaluate": ("vla.cli", "stage 3: driving model (Alpamayo-R1 or baseline) on original vs edited clips, minADE"),
+    "run": ("core.run_cli", "the pipeline as one Flyte DAG run in this process: stages 1-3, or 12, 23, ... (--stages)"),
     "render": ("vla.render_cli", "overlay and comparison videos from stage 3's *_vis_data.npz files"),
 }
 

@@ -56,6 +56,7 @@ STAGE_LIGHT_MODULES = [
     "vla", "vla.config", "vla.cli", "vla.render_cli", "vla.stage", "vla.render",
     "generation.judge_parse", "generation.judge_prompts", "generation.metrics_report",
     "generation.config", "generation.cli", "generation.instructions", "generation.stage",
+    "workflow_master", "segmentation.workflow", "generation.workflow", "vla.workflow",
 ]
 
 
