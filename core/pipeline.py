@@ -40,16 +40,19 @@ class StageSpec:
     title: str
     config: str          # "module:Class" of its config dataclass
     function: str        # "module:function" of its stage function
-    folder: str          # its run folder under the output root
+    run_folder: str      # name of the Layout method giving its run root
+
+    def run_uri(self, layout: Layout, run_id: str) -> str:
+        return getattr(layout, self.run_folder)(run_id)
 
 
 STAGES: dict[str, StageSpec] = {
     "1": StageSpec("1", "segment", "SAM2 segmentation", "segmentation.config:SegmentConfig",
-                   "segmentation.stage:run_segment", "sam2"),
+                   "segmentation.stage:run_segment", "sam2_run"),
     "2": StageSpec("2", "edit", "FluxFill + VideoPainter editing", "generation.config:EditConfig",
-                   "generation.stage:run_edit", "vp"),
+                   "generation.stage:run_edit", "vp_run"),
     "3": StageSpec("3", "evaluate", "driving-model evaluation", "vla.config:EvaluateConfig",
-                   "vla.stage:run_evaluate", "alpamayo"),
+                   "vla.stage:run_evaluate", "alpamayo_run"),
 }
 BY_NAME = {spec.name: spec for spec in STAGES.values()}
 VALID_STAGES = ("1", "2", "3", "12", "23", "123")
@@ -274,10 +277,14 @@ def plan(request: PipelineRequest, options: Mapping[str, Any] | None = None,
                                     else _video_data(request, layout))
         values.update(stage_options(spec, options))
         cfg = build_stage_config(spec, values, environ)
-        run_uri = layout.path(spec.folder, request.run_id)
+        run_uri = spec.run_uri(layout, request.run_id)
         stages.append(StagePlan(spec, config_values(cfg), run_uri))
     if "1" not in request.stages and request.inputs:
         log.warning("--input is only read by stage 1, which does not run (stages %s); ignored", request.stages)
+    if "1" in request.stages and "2" in request.stages and request.data_run_id:
+        log.warning("--data-run-id %s ignored: stage 2 edits this run's own segmentation", request.data_run_id)
+    if "2" in request.stages and "3" in request.stages and request.video_data:
+        log.warning("--video-data %s ignored: stage 3 evaluates this run's own edits", request.video_data)
     return Plan(request, tuple(stages))
 
 

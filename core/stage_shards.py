@@ -137,7 +137,7 @@ def finalize(stage: str, config_json: str, reports: Sequence[StageReport]) -> St
     spec = BY_NAME[stage]
     cfg = build_stage_config(spec, json.loads(config_json), environ={})
     combined = combine(stage, cfg.run_id, reports)
-    run_uri = Layout(cfg.output_root).path(spec.folder, cfg.run_id)
+    run_uri = spec.run_uri(Layout(cfg.output_root), cfg.run_id)
     combined.run_uri = run_uri
     summary = _summary(stage, combined)
     if stage == "edit":

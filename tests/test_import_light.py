@@ -67,7 +67,7 @@ def test_stage_entry_modules_import_with_torch_blocked(module):
 
 
 @pytest.mark.parametrize("command, flag", [("segment", "--max-frames"), ("edit", "--img-inpainting-lora-scale"),
-                                           ("evaluate", "--video-data")])
+                                           ("evaluate", "--video-data"), ("run", "--sam2-max-frames")])
 def test_stage_help_works_with_torch_blocked(command, flag):
     out = _run(BLOCK_HEAVY + "import sys\nfrom core.cli import main\n"
                f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit as e:\n    print('exit', e.code)")
