@@ -33,12 +33,19 @@ def av(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _no_flyte_leftovers(monkeypatch, tmp_path):
-    """The Flyte SDK writes under HOME; keep it in tmp_path. Its per-run /tmp/flyte folder is removed."""
+    """The Flyte SDK writes under HOME: keep it in tmp_path. Each local run's /tmp/flyte folder is removed."""
+    import flyte
+
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    before = set(os.listdir("/tmp/flyte/metadata")) if os.path.isdir("/tmp/flyte/metadata") else set()
+    names, real = [], flyte.with_runcontext
+
+    def spy(*args, **kwargs):
+        names.append(kwargs["name"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(flyte, "with_runcontext", spy)
     yield
-    after = set(os.listdir("/tmp/flyte/metadata")) if os.path.isdir("/tmp/flyte/metadata") else set()
-    assert not {n for n in after - before if n.startswith("lanepaint-")}
+    assert not [n for n in names if os.path.exists(os.path.join("/tmp/flyte/metadata", n))]
     assert not (tmp_path / "home" / ".flyte").exists()        # no local task cache written
 
 
