@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dataset": ("segmentation.dataset_cli", "lane datasets: generate (SAM2 masks + VLM lane captions) or filter by attributes"),
     "train-lora": ("generation.train_cli", "fine-tune a FluxFill LoRA on a lane dataset (stage 2 loads it with --img-inpainting-lora-path)"),
     "evaluate": ("vla.cli", "stage 3: driving model (Alpamayo-R1 or baseline) on original vs edited clips, minADE"),
+    "run": ("core.run_cli", "the pipeline as one Flyte DAG run in this process: stages 1-3, or 12, 23, ... (--stages)"),
     "render": ("vla.render_cli", "overlay and comparison videos from stage 3's *_vis_data.npz files"),
 }
 

@@ -2,7 +2,9 @@
 
 Runs on CPU in about a minute and leaves everything under ``--output-root`` (default
 ``outputs/``): the input clip and its ground truth, then each stage's outputs and manifest.
-Each stage has one step function below; a step returns a one-line result for the final table.
+Each stage has one step function below; a step returns a one-line result for the final table. The
+stage steps run through ``lanepaint run``'s code path (the Flyte DAG of ``workflow_master.py`` in
+local mode), one stage per step.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class DemoState:
     seconds: float
     size: tuple[int, int]
     inputs: list[str] = field(default_factory=list)
-    results: dict[str, object] = field(default_factory=dict)   # stage name -> its StageResult
+    results: dict[str, object] = field(default_factory=dict)   # stage name -> its StageReport
     exit_code: int = 0
 
 
@@ -67,42 +69,42 @@ def _synthesise(state: DemoState) -> str:
     return ", ".join(state.inputs)
 
 
-# ---- step 1: segmentation (issue 3) -------------------------------------------------------------
+# ---- steps 1-3: each stage through `lanepaint run` (the Flyte DAG, local mode) ----------------------
+def _run_stage(state: DemoState, stages: str, **values: object):
+    """One stage of the DAG through ``lanepaint run``'s code path; returns its ``StageReport``."""
+    from core.run_cli import execute
+
+    result = execute({"run_id": state.run_id, "stages": stages, "output_root": state.output_root,
+                      "profile": "tiny", "concurrency": 1, **values})
+    (report,) = result.reports
+    return report
+
+
 def _segment(state: DemoState) -> str:
-    from segmentation.config import SegmentConfig
-    from segmentation.stage import run_segment
-
-    result = run_segment(SegmentConfig(inputs=tuple(state.inputs), run_id=state.run_id,
-                                       output_root=state.output_root, profile="tiny"))
-    state.results["segment"] = result
-    state.exit_code = max(state.exit_code, result.exit_code)
-    failed = f", failed: {'; '.join(f'{i}: {r}' for i, r in result.failed)}" if result.failed else ""
-    return (f"{len(result.ok)} ok, {len(result.skipped)} skipped, {len(result.failed)} failed -> "
-            f"{result.get('vp_data_uri')}{failed}")
+    report = _run_stage(state, "1", inputs=list(state.inputs))
+    state.results["segment"] = report
+    state.exit_code = max(state.exit_code, report.exit_code)
+    failed = f", failed: {'; '.join(f'{i}: {r}' for i, r in report.failed.items())}" if report.failed else ""
+    return (f"{len(report.ok)} ok, {len(report.skipped)} skipped, {len(report.failed)} failed -> "
+            f"{report.extra.get('vp_data_uri', '')}{failed}")
 
 
-# ---- step 2: editing (issues 4 and 5) -----------------------------------------------------------
 def _edit(state: DemoState) -> str:
     from core.errors import LanepaintError
-    from generation.config import EditConfig
-    from generation.stage import run_edit
 
     try:
-        cfg = EditConfig(data_run_id=state.run_id, run_id=state.run_id, output_root=state.output_root,
-                         instructions=DEMO_INSTRUCTIONS, profile="tiny")
-        result = run_edit(cfg)
+        report = _run_stage(state, "2", data_run_id=state.run_id, instructions=DEMO_INSTRUCTIONS)
     except UsageError as exc:       # stage 1 wrote nothing to edit
         return f"skipped: {exc}"
     except LanepaintError as exc:
         state.exit_code = max(state.exit_code, 1)
         return f"failed: {exc}"
-    state.results["edit"] = result
-    state.exit_code = max(state.exit_code, result.exit_code)
-    return (f"{len(result.ok)} edited, {len(result.skipped)} already done, {len(result.failed)} failed "
-            f"-> {result.run_uri}")
+    state.results["edit"] = report
+    state.exit_code = max(state.exit_code, report.exit_code)
+    return (f"{len(report.ok)} edited, {len(report.skipped)} already done, {len(report.failed)} failed "
+            f"-> {report.run_uri}")
 
 
-# ---- step 3: driving-VLA evaluation (issue 6) ---------------------------------------------------
 def _evaluate(state: DemoState) -> str:
     from core.errors import LanepaintError
 
@@ -112,20 +114,16 @@ def _evaluate(state: DemoState) -> str:
         return "skipped: no stage-2 output"
     if dataset is None:
         return "skipped: no synthetic driving dataset"
-    from vla.config import EvaluateConfig
-    from vla.stage import run_evaluate
-
-    cfg = EvaluateConfig(video_data=edit.run_uri, run_id=state.run_id, output_root=state.output_root,
-                         model="constant-velocity", profile="tiny", dataset_dir=dataset.cache_dir)
     try:
-        result = run_evaluate(cfg)
+        report = _run_stage(state, "3", video_data=edit.run_uri, alpamayo_model="constant-velocity",
+                            dataset_dir=dataset.cache_dir)
     except LanepaintError as exc:
         state.exit_code = max(state.exit_code, 1)
         return f"failed: {exc}"
-    state.results["evaluate"] = result
-    state.exit_code = max(state.exit_code, result.exit_code)
-    return (f"{len(result.ok) + len(result.skipped)} clip(s) evaluated, {len(result.failed)} failed "
-            f"(constant-velocity baseline); report {result.get('report_uri')}")
+    state.results["evaluate"] = report
+    state.exit_code = max(state.exit_code, report.exit_code)
+    return (f"{len(report.ok) + len(report.skipped)} clip(s) evaluated, {len(report.failed)} failed "
+            f"(constant-velocity baseline); report {report.extra.get('report_uri', '')}")
 
 
 STEPS: tuple[tuple[str, Callable[[DemoState], str]], ...] = (

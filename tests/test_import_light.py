@@ -60,6 +60,7 @@ STAGE_LIGHT_MODULES = [
     "segmentation.dataset_sources", "segmentation.dataset_cli", "segmentation.dataset_filter",
     "segmentation.dataset_worker", "segmentation.dataset_generate",
     "generation.lora_config", "generation.lora_checkpoints", "generation.lora_train", "generation.train_cli",
+    "workflow_master", "segmentation.workflow", "generation.workflow", "vla.workflow",
 ]
 
 
@@ -73,7 +74,8 @@ def test_stage_entry_modules_import_with_torch_blocked(module):
                                            ("evaluate", "--video-data"), ("dataset", "generate"),
                                            ("dataset generate", "--start-index"),
                                            ("dataset filter", "--require-clear-road"),
-                                           ("train-lora", "--resume-from-checkpoint")])
+                                           ("train-lora", "--resume-from-checkpoint"),
+                                           ("run", "--sam2-max-frames")])
 def test_stage_help_works_with_torch_blocked(command, flag):
     out = _run(BLOCK_HEAVY + "import sys\nfrom core.cli import main\n"
                f"try:\n    main({command.split()!r} + ['--help'])\nexcept SystemExit as e:\n    print('exit', e.code)")

@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# lanepaint orchestrator: runs the Flyte DAG driver (workflow_master.py) and `lanepaint run --dry-run`.
+# Slim Python, flyte and gcsfs, the project without stage extras: no torch.
+#   docker build -t lanepaint-orchestrator:latest .
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    LANEPAINT_CACHE_DIR=/cache/lanepaint
+
+WORKDIR /app
+COPY constraints.txt ./
+COPY requirements/orchestrator.txt requirements/
+RUN pip install -c constraints.txt -r requirements/orchestrator.txt
+
+COPY pyproject.toml README.md workflow_master.py ./
+COPY core core
+COPY segmentation segmentation
+COPY generation generation
+COPY vla vla
+RUN pip install --no-deps . && lanepaint --help > /dev/null
+
+VOLUME ["/cache", "/data"]
+# No ENTRYPOINT: Flyte starts its own command in the container.
+CMD ["lanepaint", "--help"]

@@ -1,0 +1,48 @@
+"""The lanepaint Flyte 2 DAG: SAM2 -> VideoPainter -> Alpamayo-R1, and its partial entry points.
+
+Stages pass a run id and URIs, never Python objects: stage 2 reads stage 1's output by run id
+(``preprocessed_data_vp/<run_id>``), stage 3 reads stage 2's output URI (``vp/<run_id>``). Each stage
+maps its shard task over the videos (``flyte.map``, at most ``concurrency`` shards at a time; a shard
+loads its models once), then re-aggregates the run's manifest and reports.
+
+Entry points (all forward the same options; ``core.pipeline.PARAMS`` lists them):
+
+- ``master_pipeline(run_id, ..., stages="123")``: the stages named (1, 2, 3, 12, 23, 123);
+- ``sam2_only``, ``sam2_vp``, ``vp_only``, ``vp_alpamayo``, ``alpamayo_only``.
+
+Stage 2 without stage 1 needs ``data_run_id`` (a segmentation run whose output exists); stage 3
+without stage 2 reads ``video_data`` (default ``<output_root>/vp/<run_id>``). Both are checked before
+anything starts.
+
+Run::
+
+    flyte run --local workflow_master.py master_pipeline --run_id r1 --inputs '["clip.mp4"]' \\
+        --profile tiny --output_root outputs                       # in this process, no cluster
+    lanepaint run --stages 123 --run-id r1 --input clip.mp4 --profile tiny   # the same, as a command
+    flyte --config cluster.yaml deploy workflow_master.py driver  # every environment it depends on
+    flyte --config cluster.yaml run workflow_master.py master_pipeline --run_id r1 --inputs ...
+
+Images, GPU type, resources, retries and the cache version come from the ``deploy`` environment
+variables (``lanepaint env``; ``scripts/build_and_run.sh`` sets them). Imports flyte and core only.
+"""
+
+from __future__ import annotations
+
+from core.flyte_tasks import STAGE_ENVS, driver_environment, entry_point
+
+driver = driver_environment("lanepaint_driver", depends_on=list(STAGE_ENVS))
+
+master_pipeline = entry_point(
+    driver, "master_pipeline", __name__, None,
+    "Run the stages named by `stages` (1 SAM2, 2 VideoPainter, 3 Alpamayo-R1; contiguous, e.g. 123 or 23).")
+sam2_only = entry_point(driver, "sam2_only", __name__, "1", "Stage 1: SAM2 road masks of `inputs`.")
+sam2_vp = entry_point(driver, "sam2_vp", __name__, "12", "Stages 1 and 2: segment `inputs`, then edit them.")
+vp_only = entry_point(driver, "vp_only", __name__, "2",
+                      "Stage 2: edit the clips of segmentation run `data_run_id`.")
+vp_alpamayo = entry_point(driver, "vp_alpamayo", __name__, "23",
+                          "Stages 2 and 3: edit segmentation run `data_run_id`, then evaluate the edits.")
+alpamayo_only = entry_point(driver, "alpamayo_only", __name__, "3",
+                            "Stage 3: evaluate the edited clips under `video_data` (default <root>/vp/<run_id>).")
+
+ENTRY_POINTS = {"master_pipeline": master_pipeline, "sam2_only": sam2_only, "sam2_vp": sam2_vp,
+                "vp_only": vp_only, "vp_alpamayo": vp_alpamayo, "alpamayo_only": alpamayo_only}
