@@ -159,7 +159,7 @@ def _edit_reports(cfg: Any) -> None:
     layout = Layout(cfg.output_root)
     records = RunManifest("edit", layout.vp_run(cfg.run_id), cfg.run_id, None, cfg.profile).build()["items"]
     videos = sorted(set(list_vp_videos(layout, cfg.data_run_id)) | set(cfg.video_ids))
-    edit_stage._write_reports(layout, cfg, parse_instructions(cfg.instructions), videos, records)
+    edit_stage.write_reports(layout, cfg, parse_instructions(cfg.instructions), videos, records)
 
 
 def _evaluate_report(cfg: Any, run_uri: str, summary: RunSummary) -> None:

@@ -108,7 +108,7 @@ def _fraction(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, int | float) else "n/a"
 
 
-def _write_reports(layout: Layout, cfg: EditConfig, instructions: tuple[Instruction, ...], videos: list[str],
+def write_reports(layout: Layout, cfg: EditConfig, instructions: tuple[Instruction, ...], videos: list[str],
                    records: dict[str, dict[str, Any]]) -> None:
     """Per instruction: every video of this run with status, timings, verdict, compliance and quality label."""
     for inst in instructions:
@@ -197,7 +197,7 @@ def run_edit(cfg: EditConfig, *, vlm: Any = None) -> StageResult:
              cfg.run_id, len(videos), len(instructions), cfg.data_run_id, len(pending))
     summary = _run_items(cfg, layout, items, pending, available, manifest, is_done, vlm)
     records = manifest.build(summary)["items"]     # every invocation's items (shards share the run root)
-    _write_reports(layout, cfg, instructions, sorted(set(available) | set(videos)), records)
+    write_reports(layout, cfg, instructions, sorted(set(available) | set(videos)), records)
     manifest_uri = manifest.finalize(summary)
     return StageResult.from_summary(summary, cfg.run_id, cfg.output_root, run_uri, manifest_uri,
                                     vp_run_uri=run_uri,

@@ -68,7 +68,8 @@ ARTEFACTS = {   # pattern -> files per clip (and instruction)
     "preprocessed_data_vp/{r}/*/meta.csv": 1, "preprocessed_data_vp/{r}/*/raw_videos/*/*.0.mp4": 1,
     "preprocessed_data_vp/{r}/*/mask_root/*/all_masks.npz": 1,
     "vp/{r}/" + FOLDER + "/*/*_vp_edit_sample0.mp4": 1, "vp/{r}/" + FOLDER + "/*/*_vp_edit_sample0_generated.mp4": 1,
-    "vp/{r}/" + FOLDER + "/*/*_vp_edit_sample0.json": 1,
+    "vp/{r}/" + FOLDER + "/*/*_vp_edit_sample0.json": 1, "vp/{r}/" + FOLDER + "/*/eval_*.txt": 1,
+    "vp/{r}/" + FOLDER + "/*/eval_*.json": 1, "vp/{r}/" + FOLDER + "/*/*_caption_refine/summary.json": 1,
     "alpamayo/{r}/" + FOLDER + "/*/*_inference.json": 1, "alpamayo/{r}/" + FOLDER + "/*/*_vis_data.npz": 1,
     "alpamayo/{r}/" + FOLDER + "/*/*_overlay.mp4": 1, "alpamayo/{r}/" + FOLDER + "/*/*_comparison.mp4": 1,
 }
