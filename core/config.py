@@ -12,7 +12,7 @@ import dataclasses
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
@@ -141,6 +141,13 @@ ENV_TABLE: tuple[EnvVar, ...] = (
     _v("LANEPAINT_GCS_TOKEN", "storage", "gcs_token", "gcsfs token: google_default, anon, cloud, or a JSON key path"),
     _v("GOOGLE_CLOUD_PROJECT", "storage", "gcs_project", "GCP project for gs:// access"),
 )
+
+
+def require(checks: Iterable[tuple[bool, str]]) -> None:
+    """Config validation: raise ``UsageError`` with the message of the first ``(ok, message)`` not ok."""
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
 
 
 def read_env(name: str, environ: Mapping[str, str] | None = None) -> str | None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.errors import UsageError
+from core.errors import LanepaintError, UsageError
 from core.ids import new_run_id, validate_id
 
 log = logging.getLogger(__name__)
@@ -70,58 +70,43 @@ def _synthesise(state: DemoState) -> str:
 
 
 # ---- steps 1-3: each stage through `lanepaint run` (the Flyte DAG, local mode) ----------------------
-def _run_stage(state: DemoState, stages: str, **values: object):
-    """One stage of the DAG through ``lanepaint run``'s code path; returns its ``StageReport``."""
+def _run_stage(state: DemoState, key: str, stages: str, **values: object):
+    """One stage of the DAG through ``lanepaint run``'s code path; records and returns its ``StageReport``."""
     from core.run_cli import execute
 
     result = execute({"run_id": state.run_id, "stages": stages, "output_root": state.output_root,
                       "profile": "tiny", "concurrency": 1, **values})
     (report,) = result.reports
+    state.results[key] = report
+    state.exit_code = max(state.exit_code, report.exit_code)
     return report
 
 
 def _segment(state: DemoState) -> str:
-    report = _run_stage(state, "1", inputs=list(state.inputs))
-    state.results["segment"] = report
-    state.exit_code = max(state.exit_code, report.exit_code)
+    report = _run_stage(state, "segment", "1", inputs=list(state.inputs))
     failed = f", failed: {'; '.join(f'{i}: {r}' for i, r in report.failed.items())}" if report.failed else ""
     return (f"{len(report.ok)} ok, {len(report.skipped)} skipped, {len(report.failed)} failed -> "
             f"{report.extra.get('vp_data_uri', '')}{failed}")
 
 
 def _edit(state: DemoState) -> str:
-    from core.errors import LanepaintError
-
     try:
-        report = _run_stage(state, "2", data_run_id=state.run_id, instructions=DEMO_INSTRUCTIONS)
+        report = _run_stage(state, "edit", "2", data_run_id=state.run_id, instructions=DEMO_INSTRUCTIONS)
     except UsageError as exc:       # stage 1 wrote nothing to edit
         return f"skipped: {exc}"
-    except LanepaintError as exc:
-        state.exit_code = max(state.exit_code, 1)
-        return f"failed: {exc}"
-    state.results["edit"] = report
-    state.exit_code = max(state.exit_code, report.exit_code)
     return (f"{len(report.ok)} edited, {len(report.skipped)} already done, {len(report.failed)} failed "
             f"-> {report.run_uri}")
 
 
 def _evaluate(state: DemoState) -> str:
-    from core.errors import LanepaintError
-
     edit = state.results.get("edit")
     dataset = state.results.get("synth")
     if edit is None or not getattr(edit, "run_uri", ""):
         return "skipped: no stage-2 output"
     if dataset is None:
         return "skipped: no synthetic driving dataset"
-    try:
-        report = _run_stage(state, "3", video_data=edit.run_uri, alpamayo_model="constant-velocity",
-                            dataset_dir=dataset.cache_dir)
-    except LanepaintError as exc:
-        state.exit_code = max(state.exit_code, 1)
-        return f"failed: {exc}"
-    state.results["evaluate"] = report
-    state.exit_code = max(state.exit_code, report.exit_code)
+    report = _run_stage(state, "evaluate", "3", video_data=edit.run_uri, alpamayo_model="constant-velocity",
+                        dataset_dir=dataset.cache_dir)
     return (f"{len(report.ok) + len(report.skipped)} clip(s) evaluated, {len(report.failed)} failed "
             f"(constant-velocity baseline); report {report.extra.get('report_uri', '')}")
 
@@ -143,7 +128,11 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for name, step in STEPS:
         t0 = time.perf_counter()
-        outcome = step(state)
+        try:
+            outcome = step(state)
+        except LanepaintError as exc:   # a failed step is reported; the next steps say what they skip
+            state.exit_code = max(state.exit_code, 1)
+            outcome = f"failed: {exc}"
         rows.append((name, time.perf_counter() - t0, outcome))
     print(f"\nlanepaint demo {run_id}: done in {time.perf_counter() - start:.1f}s "
           f"(tiny profile: random weights, the pixels are meaningless)")

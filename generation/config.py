@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from core.config import require
 from core.errors import UsageError
 from core.ids import new_run_id, validate_id
 
@@ -171,9 +172,7 @@ class EditConfig:
             (self.compliance_frames >= 0, "--compliance-frames must be >= 0 (0 = no check)"),
             (self.qwen_vram_reserve_gib >= 0, "--qwen-vram-reserve-gib must be >= 0"),
         )
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
+        require(checks)
 
     @property
     def model_size(self) -> tuple[int, int]:

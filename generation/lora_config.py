@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from core.config import require
 from core.errors import UsageError
 from core.ids import validate_id
 
@@ -116,9 +117,7 @@ class LoraTrainConfig:
             (self.checkpoints_total_limit >= 1, "--checkpoints-total-limit must be >= 1"),
             (self.workers >= 1, "--workers must be >= 1"),
         )
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
+        require(checks)
 
     @property
     def max_area(self) -> int:

@@ -99,3 +99,11 @@ def test_env_table_names_unique_and_seed_names_present():
     assert len(names) == len(set(names))
     for seed in ("SAM2_MAX_FRAMES", "VP_STRENGTH", "VP_NUM_INFERENCE_STEPS", "ALPAMAYO_NUM_TRAJ_SAMPLES", "DATA_RUN_ID"):
         assert seed in names
+
+
+def test_require_raises_the_first_failed_check():
+    from core.config import require
+
+    require([(True, "never")])
+    with pytest.raises(UsageError, match="^--rank must be >= 1$"):
+        require([(True, "fine"), (False, "--rank must be >= 1"), (False, "later")])
