@@ -176,9 +176,29 @@ def decode(
     max_frames: int | None = None,
     size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """All frames as one array ``[T, H, W, 3]`` uint8 (see ``iter_frames``)."""
-    frames = list(iter_frames(path, fps=fps, max_frames=max_frames, size=size))
-    return np.stack(frames, axis=0)
+    """All frames as one array ``[T, H, W, 3]`` uint8 (see ``iter_frames``).
+
+    The array is allocated once from the probed length and each frame is copied into it as it is
+    decoded: one pass over the clip's memory instead of a list of frames plus a stacked copy (half
+    the peak memory of a long clip, and measurably faster: see bench/segmentation.py).
+    """
+    info = probe(path)
+    expected = info.frame_count if fps is None else int(info.duration * fps) + 1
+    if max_frames is not None:
+        expected = min(expected, max_frames)
+    frames = iter_frames(path, fps=fps, max_frames=max_frames, size=size)
+    first = next(frames)
+    out = np.empty((max(expected, 1) + 1, *first.shape), dtype=np.uint8)
+    out[0] = first
+    count = 1
+    for frame in frames:
+        if count == len(out):   # the container's length was an underestimate: grow by half
+            out = np.concatenate([out, np.empty((len(out) // 2 + 1, *first.shape), dtype=np.uint8)])
+        out[count] = frame
+        count += 1
+    if count < len(out) // 2:   # far fewer frames than the container announced: drop the spare memory
+        return out[:count].copy()
+    return out[:count]
 
 
 def decode_at(path: str | os.PathLike[str], indices: Sequence[int]) -> dict[int, np.ndarray]:

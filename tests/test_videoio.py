@@ -121,3 +121,17 @@ def test_bad_files_raise_one_line_errors_naming_the_file(tmp_path, clip10, fn, k
     assert str(info.value).startswith(path)
     assert reason in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_decode_copes_with_a_container_that_understates_its_length(clip10, monkeypatch):
+    """The output array is sized from the probe; a short estimate grows it, nothing is lost."""
+    real = videoio.probe
+
+    def lying_probe(path):
+        info = real(path)
+        return videoio.VideoInfo(info.path, info.fps, 3, info.width, info.height, 0.3)
+
+    monkeypatch.setattr(videoio, "probe", lying_probe)
+    frames = videoio.decode(clip10, fps=None)
+    assert frames.shape == (30, 48, 64, 3)
+    assert np.abs(frames[:, 0, 0, 0].astype(int) - 8 * np.arange(30)).max() <= 2
