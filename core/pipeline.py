@@ -41,6 +41,7 @@ class StageSpec:
     config: str          # "module:Class" of its config dataclass
     function: str        # "module:function" of its stage function
     run_folder: str      # name of the Layout method giving its run root
+    run_reports: str = ""  # "module:function" rewriting run-level reports after all shards: fn(cfg, summary)
 
     def run_uri(self, layout: Layout, run_id: str) -> str:
         return getattr(layout, self.run_folder)(run_id)
@@ -50,9 +51,9 @@ STAGES: dict[str, StageSpec] = {
     "1": StageSpec("1", "segment", "SAM2 segmentation", "segmentation.config:SegmentConfig",
                    "segmentation.stage:run_segment", "sam2_run"),
     "2": StageSpec("2", "edit", "FluxFill + VideoPainter editing", "generation.config:EditConfig",
-                   "generation.stage:run_edit", "vp_run"),
+                   "generation.stage:run_edit", "vp_run", "generation.stage:write_run_reports"),
     "3": StageSpec("3", "evaluate", "driving-model evaluation", "vla.config:EvaluateConfig",
-                   "vla.stage:run_evaluate", "alpamayo_run"),
+                   "vla.stage:run_evaluate", "alpamayo_run", "vla.stage:write_run_reports"),
 }
 BY_NAME = {spec.name: spec for spec in STAGES.values()}
 VALID_STAGES = ("1", "2", "3", "12", "23", "123")

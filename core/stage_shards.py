@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from core import storage
 from core.chunks import expand_inputs
-from core.errors import LanepaintError, StorageError, UsageError
+from core.errors import StorageError, UsageError
 from core.layout import Layout
 from core.manifest import MANIFEST_NAME, RunManifest
 from core.pipeline import BY_NAME, StagePlan, StageReport, build_stage_config, load
@@ -31,9 +31,6 @@ from core.runner import FAILED, OK, SKIPPED, ItemResult, RunSummary
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-REPORT_HEADER_KEYS = ("run_id", "stage", "model", "model_description", "profile", "dataset")
-
 
 def split(items: Sequence[T], concurrency: int, videos_per_shard: int = 0) -> list[list[T]]:
     """Contiguous shards: ``videos_per_shard`` items each, or (0) ``concurrency`` near-equal ones."""
@@ -140,38 +137,9 @@ def finalize(stage: str, config_json: str, reports: Sequence[StageReport]) -> St
     run_uri = spec.run_uri(Layout(cfg.output_root), cfg.run_id)
     combined.run_uri = run_uri
     summary = _summary(stage, combined)
-    if stage == "edit":
-        _edit_reports(cfg)
-    elif stage == "evaluate":
-        _evaluate_report(cfg, run_uri, summary)
+    if spec.run_reports:   # the stage rewrites what is per run (reports) from every shard's records
+        load(spec.run_reports)(cfg, summary)
     previous = _read_json(storage.join(run_uri, MANIFEST_NAME))     # the last shard's models
     manifest = RunManifest(stage, run_uri, cfg.run_id, cfg, cfg.profile, previous.get("models"))
     combined.manifest_uri = manifest.finalize(summary)
     return combined
-
-
-def _edit_reports(cfg: Any) -> None:
-    """Stage 2's per-instruction ``report.txt``/``report.json`` from every shard's item records."""
-    from core.vp_data import list_vp_videos
-    from generation import stage as edit_stage
-    from generation.instructions import parse_instructions
-
-    layout = Layout(cfg.output_root)
-    records = RunManifest("edit", layout.vp_run(cfg.run_id), cfg.run_id, None, cfg.profile).build()["items"]
-    videos = sorted(set(list_vp_videos(layout, cfg.data_run_id)) | set(cfg.video_ids))
-    edit_stage.write_reports(layout, cfg, parse_instructions(cfg.instructions), videos, records)
-
-
-def _evaluate_report(cfg: Any, run_uri: str, summary: RunSummary) -> None:
-    """Stage 3's run report over every shard's clips (the header comes from a shard's report)."""
-    from vla.report import write_run_report
-    from vla.stage import delta_plot_uri
-
-    layout = Layout(cfg.output_root)
-    summary_uri = layout.alpamayo_summary(cfg.run_id)
-    previous = _read_json(summary_uri)
-    if not previous:
-        raise LanepaintError(f"stage 3 run {cfg.run_id}: no shard wrote {summary_uri}")
-    header = {k: previous.get(k) for k in REPORT_HEADER_KEYS} | {"video_data": cfg.video_data}
-    write_run_report(run_uri, layout.alpamayo_report(cfg.run_id), summary_uri, delta_plot_uri(layout, cfg.run_id),
-                     header, summary, cfg.bootstrap_samples, cfg.permutation_samples, cfg.seed)

@@ -202,3 +202,12 @@ def run_edit(cfg: EditConfig, *, vlm: Any = None) -> StageResult:
     return StageResult.from_summary(summary, cfg.run_id, cfg.output_root, run_uri, manifest_uri,
                                     vp_run_uri=run_uri,
                                     instruction_folders=",".join(inst.folder for inst in instructions))
+
+
+def write_run_reports(cfg: EditConfig, summary: RunSummary) -> None:
+    """After every shard of a run: the per-instruction ``report.txt``/``report.json`` from every
+    shard's item records (``summary`` is unused: the records hold the statuses and timings)."""
+    layout = Layout(cfg.output_root)
+    records = RunManifest(STAGE, layout.vp_run(cfg.run_id), cfg.run_id, None, cfg.profile).build()["items"]
+    videos = sorted(set(list_vp_videos(layout, cfg.data_run_id)) | set(cfg.video_ids))
+    write_reports(layout, cfg, parse_instructions(cfg.instructions), videos, records)

@@ -9,6 +9,7 @@ a model download is not blocked by the dataset's offline switch), then every edi
 
 from __future__ import annotations
 
+import json
 import logging
 
 from core import storage
@@ -16,7 +17,7 @@ from core.errors import LanepaintError, StorageError, UsageError
 from core.ids import validate_id
 from core.layout import Layout
 from core.manifest import RunManifest
-from core.runner import ItemRunner, StageResult
+from core.runner import ItemRunner, RunSummary, StageResult
 from vla.cameras import camera_index
 from vla.config import EvaluateConfig
 from vla.discovery import EditedVideo, find_edited_videos
@@ -83,3 +84,21 @@ def run_evaluate(cfg: EvaluateConfig) -> StageResult:
     return StageResult.from_summary(summary, cfg.run_id, cfg.output_root, run_uri, manifest_uri,
                                     next_command="" if cfg.render else f"lanepaint render {run_uri}",
                                     report_uri=report_uri, summary_uri=summary_uri)
+
+
+REPORT_HEADER_KEYS = ("run_id", "stage", "model", "model_description", "profile", "dataset")
+
+
+def write_run_reports(cfg: EvaluateConfig, summary: RunSummary) -> None:
+    """After every shard of a run: the run report and summary over every shard's clips (the header
+    comes from the summary a shard wrote)."""
+    layout = Layout(cfg.output_root)
+    summary_uri = layout.alpamayo_summary(cfg.run_id)
+    try:
+        previous = json.loads(storage.read_text(summary_uri))
+    except (StorageError, ValueError):
+        raise LanepaintError(f"stage 3 run {cfg.run_id}: no shard wrote a readable {summary_uri}") from None
+    header = {k: previous.get(k) for k in REPORT_HEADER_KEYS} | {"video_data": cfg.video_data}
+    write_run_report(layout.alpamayo_run(cfg.run_id), layout.alpamayo_report(cfg.run_id), summary_uri,
+                     delta_plot_uri(layout, cfg.run_id), header, summary, cfg.bootstrap_samples,
+                     cfg.permutation_samples, cfg.seed)
