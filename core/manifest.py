@@ -119,18 +119,8 @@ class RunManifest:
             log.warning("could not write item record %s: %s", uri, exc)
 
     def _stored_items(self) -> dict[str, dict[str, Any]]:
-        items: dict[str, dict[str, Any]] = {}
-        for uri in storage.ls(storage.join(self.run_root, ITEMS_DIR), dirs=False):
-            if not uri.endswith(".json"):
-                continue
-            try:
-                record = json.loads(storage.read_text(uri))
-            except (StorageError, ValueError) as exc:
-                log.warning("ignoring unreadable item record %s: %s", uri, exc)
-                continue
-            if isinstance(record, dict) and "item_id" in record:
-                items[str(record["item_id"])] = record
-        return items
+        uris = [u for u in storage.ls(storage.join(self.run_root, ITEMS_DIR), dirs=False) if u.endswith(".json")]
+        return {str(r["item_id"]): r for r in storage.read_json_records(uris) if "item_id" in r}
 
     def build(self, summary: RunSummary | None = None) -> dict[str, Any]:
         items = self._stored_items()

@@ -16,12 +16,12 @@ import logging
 import multiprocessing
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
 from core import storage
-from core.errors import StorageError, one_line
+from core.errors import one_line
 from core.ids import new_run_id
 from core.manifest import RunManifest
 from core.runner import FAILED, SKIPPED, ItemResult, RunSummary, StageResult
@@ -45,19 +45,6 @@ log = logging.getLogger(__name__)
 CHUNK_COUNTS = ("videos", "samples", "dropped_low_coverage", "frames_past_end")
 
 
-def _read_json_many(uris: Sequence[str], workers: int) -> list[dict[str, Any]]:
-    def one(uri: str) -> dict[str, Any] | None:
-        try:
-            data = json.loads(storage.read_text(uri))
-        except (StorageError, ValueError) as exc:
-            log.warning("ignoring unreadable record %s: %s", uri, exc)
-            return None
-        return data if isinstance(data, dict) else None
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return [r for r in pool.map(one, uris) if r is not None]
-
-
 @dataclass
 class DatasetState:
     """What the dataset folder already holds: finished videos and sample records."""
@@ -68,7 +55,7 @@ class DatasetState:
     @classmethod
     def read(cls, root: str, workers: int) -> DatasetState:
         video_uris = [u for u in storage.ls(storage.join(root, VIDEOS_DIR), dirs=False) if u.endswith(".json")]
-        videos = {str(r.get("video_id")): r for r in _read_json_many(video_uris, workers)}
+        videos = {str(r.get("video_id")): r for r in storage.read_json_records(video_uris, workers)}
         names = {storage.basename(u)[:-5] for u in storage.ls(storage.join(root, RECORDS_DIR), dirs=False)
                  if u.endswith(".json")}
         return cls(videos, names)
@@ -115,7 +102,7 @@ def assemble(root: str, workers: int) -> Assembly:
         for record in video.get("samples", []):
             samples[record["sample"]] = record
     loose = sorted(state.sample_names - set(samples))   # videos that stopped half-way
-    for record in _read_json_many([storage.join(root, RECORDS_DIR, f"{n}.json") for n in loose], workers):
+    for record in storage.read_json_records([storage.join(root, RECORDS_DIR, f"{n}.json") for n in loose], workers):
         samples[record["sample"]] = record
     chunks: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(CHUNK_COUNTS, 0))
     for video in state.videos.values():

@@ -135,3 +135,14 @@ def test_unreachable_gcs_is_a_one_line_error(monkeypatch):
         assert "\n" not in str(info.value)
     finally:
         storage.reset_filesystems()
+
+
+def test_read_json_records_keeps_order_and_skips_bad_files(storage_root):
+    uris = [storage.join(storage_root, "rec", f"{k}.json") for k in range(5)]
+    for k, uri in enumerate(uris):
+        storage.write_text(uri, '{"k": %d}' % k)
+    storage.write_text(uris[1], "{half written")
+    storage.write_text(uris[3], "[1, 2]")
+    missing = storage.join(storage_root, "rec", "missing.json")
+    assert storage.read_json_records([*uris, missing], workers=3) == [{"k": 0}, {"k": 2}, {"k": 4}]
+    assert storage.read_json_records([]) == []
