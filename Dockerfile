@@ -19,6 +19,9 @@ COPY core core
 COPY segmentation segmentation
 COPY generation generation
 COPY vla vla
+COPY synthetic synthetic
+COPY training training
+COPY orchestrator orchestrator
 RUN pip install --no-deps . && lanepaint --help > /dev/null
 
 VOLUME ["/cache", "/data"]

@@ -5,7 +5,7 @@ Stages pass a run id and URIs, never Python objects: stage 2 reads stage 1's out
 maps its shard task over the videos (``flyte.map``, at most ``concurrency`` shards at a time; a shard
 loads its models once), then re-aggregates the run's manifest and reports.
 
-Entry points (all forward the same options; ``core.pipeline.PARAMS`` lists them):
+Entry points (all forward the same options; ``orchestrator.plan.PARAMS`` lists them):
 
 - ``master_pipeline(run_id, ..., stages="123")``: the stages named (1, 2, 3, 12, 23, 123);
 - ``sam2_only``, ``sam2_vp``, ``vp_only``, ``vp_alpamayo``, ``alpamayo_only``.
@@ -28,21 +28,19 @@ variables (``lanepaint env``; ``scripts/build_and_run.sh`` sets them). Imports f
 
 from __future__ import annotations
 
-from core.flyte_tasks import STAGE_ENVS, driver_environment, entry_point
-
-driver = driver_environment("lanepaint_driver", depends_on=list(STAGE_ENVS))
-
-master_pipeline = entry_point(
-    driver, "master_pipeline", __name__, None,
-    "Run the stages named by `stages` (1 SAM2, 2 VideoPainter, 3 Alpamayo-R1; contiguous, e.g. 123 or 23).")
-sam2_only = entry_point(driver, "sam2_only", __name__, "1", "Stage 1: SAM2 road masks of `inputs`.")
-sam2_vp = entry_point(driver, "sam2_vp", __name__, "12", "Stages 1 and 2: segment `inputs`, then edit them.")
-vp_only = entry_point(driver, "vp_only", __name__, "2",
-                      "Stage 2: edit the clips of segmentation run `data_run_id`.")
-vp_alpamayo = entry_point(driver, "vp_alpamayo", __name__, "23",
-                          "Stages 2 and 3: edit segmentation run `data_run_id`, then evaluate the edits.")
-alpamayo_only = entry_point(driver, "alpamayo_only", __name__, "3",
-                            "Stage 3: evaluate the edited clips under `video_data` (default <root>/vp/<run_id>).")
-
-ENTRY_POINTS = {"master_pipeline": master_pipeline, "sam2_only": sam2_only, "sam2_vp": sam2_vp,
-                "vp_only": vp_only, "vp_alpamayo": vp_alpamayo, "alpamayo_only": alpamayo_only}
+from orchestrator.dag import (  # noqa: F401 - the entry points and environments Flyte loads from this file
+    ENTRY_POINTS,
+    alpamayo_only,
+    driver,
+    edit_driver,
+    edit_workflow,
+    evaluate_driver,
+    evaluate_workflow,
+    master_pipeline,
+    sam2_only,
+    sam2_vp,
+    segment_driver,
+    segment_workflow,
+    vp_alpamayo,
+    vp_only,
+)

@@ -30,9 +30,10 @@ import subprocess
 import sys
 import tempfile
 
+from core.lanes import LaneSpec
 from core.layout import Layout
-from core.synth import LaneSpec, SceneSpec, render_scene
 from core.vp_data import write_vp_clip
+from synthetic.scenes import SceneSpec, render_scene
 
 INSTRUCTIONS = "lane double yellow solid||lane single white dashed"   # as lanepaint demo
 VIDEO = "bench_demo_clip"

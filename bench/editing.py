@@ -29,10 +29,11 @@ import sys
 import tempfile
 import time
 
+from core.lanes import LaneSpec
 from core.layout import Layout
-from core.synth import LaneSpec, SceneSpec, render_scene
 from core.vp_data import write_vp_clip
 from generation.instructions import DEFAULT_SHORTHANDS
+from synthetic.scenes import SceneSpec, render_scene
 
 LANES = ("single white dashed", "double yellow solid", "single yellow solid")
 
@@ -113,8 +114,8 @@ def _models(smoke: bool):
         tiny_fluxfill_components,
     )
     from generation.tiny_tokenizers import tiny_clip_tokenizer, tiny_t5_tokenizer
-    from generation.videopainter_branch import VideoPainterBranch
-    from generation.videopainter_pipeline import VideoPainterPipeline
+    from generation.videopainter.branch import VideoPainterBranch
+    from generation.videopainter.pipeline import VideoPainterPipeline
 
     if smoke:
         video, flux, size = (VideoPainterPipeline(**tiny_cogvideox_components(0)),
@@ -177,7 +178,7 @@ def gpu_bench(steps: int, smoke: bool = False) -> dict[str, float | str]:
 
     from generation.first_frame import FluxFillInpainter
     from generation.masking import dilate_masks, resize_frames, resize_masks
-    from generation.videopainter_hooks import BranchInjection, background_tokens
+    from generation.videopainter.hooks import BranchInjection, background_tokens
 
     device = "cpu" if smoke else "cuda"
     if not smoke and not torch.cuda.is_available():

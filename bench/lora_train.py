@@ -55,12 +55,12 @@ def cpu_bench(steps: int, repeats: int, rows: int = 8) -> dict[str, float]:
     from diffusers import FluxFillPipeline
 
     from core.config import build_config
-    from generation.lora_config import LoraTrainConfig
-    from generation.lora_data import BatchPlan, SampleLoader, working_sizes
-    from generation.lora_model import PromptEmbeddings, add_lora, fill_inputs, flow_matching_loss
-    from generation.lora_train import run_train_lora
     from generation.tiny_models import tiny_fluxfill_components
-    from segmentation.lane_dataset import read_rows
+    from training.lane_dataset import read_rows
+    from training.lora_config import LoraTrainConfig
+    from training.lora_data import BatchPlan, SampleLoader, working_sizes
+    from training.lora_model import PromptEmbeddings, add_lora, fill_inputs, flow_matching_loss
+    from training.lora_train import run_train_lora
 
     torch.set_num_threads(1)    # steadier on a shared 2-core machine; both arms alike
     work = tempfile.mkdtemp(prefix="lanepaint-bench-lora-")
@@ -123,8 +123,8 @@ def gpu_bench(steps: int, smoke: bool = False) -> dict[str, dict[str, float]]:
         FluxTransformer2DModel,
     )
 
-    from generation.lora_model import add_lora, fill_inputs, flow_matching_loss
     from generation.tiny_models import tiny_fluxfill_components
+    from training.lora_model import add_lora, fill_inputs, flow_matching_loss
 
     device = "cpu" if smoke else "cuda"
     dtype = torch.float32 if smoke else torch.bfloat16

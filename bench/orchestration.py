@@ -43,7 +43,7 @@ def _direct(inputs: list[str], root: str, run_id: str, dataset_dir: str) -> None
 
 def _dag(inputs: list[str], root: str, run_id: str, dataset_dir: str, concurrency: int = 1) -> object:
     import workflow_master
-    from core.flyte_tasks import run_local
+    from orchestrator.flyte_tasks import run_local
 
     result = run_local(workflow_master.master_pipeline, {
         "run_id": run_id, "stages": "123", "inputs": inputs, "output_root": root, "profile": "tiny",
@@ -57,8 +57,8 @@ def _finalize_again(result) -> float:
     """Seconds of the three finalize steps (manifests and run reports) on the DAG run's outputs."""
     import json
 
-    from core.pipeline import PipelineRequest, plan
-    from core.stage_shards import finalize
+    from orchestrator.plan import PipelineRequest, plan
+    from orchestrator.shards import finalize
 
     request = PipelineRequest(run_id=result.run_id, stages="123", inputs=("x_0001.mp4",), output_root=result.output_root,
                               profile="tiny")
@@ -85,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from core.synth_av import AVDatasetSpec, write_av_dataset
+    from synthetic.av_dataset import AVDatasetSpec, write_av_dataset
 
     work = tempfile.mkdtemp(prefix="lanepaint-bench-orch-")
     os.environ["HOME"] = os.path.join(work, "home")      # the Flyte SDK writes under HOME

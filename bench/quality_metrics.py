@@ -1,6 +1,6 @@
 """Benchmark: the pixel metrics of one clip (full frame, inside and outside the mask), ours vs references.
 
-Ours: ``generation.metrics.pixel_metrics`` on batches of frames (float64, one SSIM map per frame
+Ours: ``generation.quality.metrics.pixel_metrics`` on batches of frames (float64, one SSIM map per frame
 reused by the three regions, the 11-tap Gaussian as sums of shifted slices).
 References, timed in the same run on the same arrays and device:
 
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from generation import metrics
-from generation.metrics import SSIM_WINDOW, _gaussian, pixel_metrics
+from generation.quality import metrics
+from generation.quality.metrics import SSIM_WINDOW, _gaussian, pixel_metrics
 
 
 def conv2d_ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from core import videoio  # noqa: E402
-from core.synth import LaneSpec, SceneSpec, render_scene, write_clip  # noqa: E402
+from core.lanes import LaneSpec  # noqa: E402
 from segmentation.cleanup import (  # noqa: E402
     clean_mask,
     clean_masks,
@@ -46,6 +46,7 @@ from segmentation.cleanup import (  # noqa: E402
     open_mask,
 )
 from segmentation.outputs import write_mask_pngs  # noqa: E402
+from synthetic.scenes import SceneSpec, render_scene, write_clip  # noqa: E402
 
 
 # ---- noise models ----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from core import storage, videoio  # noqa: E402
 from core.layout import Layout  # noqa: E402
-from core.synth_av import FRONT_CAMERA, AVDatasetSpec, write_av_dataset  # noqa: E402
+from synthetic.av_dataset import FRONT_CAMERA, AVDatasetSpec, write_av_dataset  # noqa: E402
 
 
 def _best(fn, repeat: int) -> float:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core import storage
+from core.edited_clips import edit_file_name, generated_file_name, sidecar_file_name
 from core.errors import LanepaintError
 from core.ids import validate_id
 
@@ -29,7 +30,6 @@ VP_DATA = "preprocessed_data_vp"
 VP = "vp"
 ALPAMAYO = "alpamayo"
 
-EDIT_SUFFIX = "_vp_edit_sample0"
 VP_MIN_VIDEO_ID_LEN = 4  # VideoPainter's folder name is video_id[:-3]
 
 
@@ -111,13 +111,13 @@ class Layout:
         return self.path(VP, _rid(run_id), _folder(folder), _vid(video_id))
 
     def vp_edit_video(self, run_id: str, folder: str, video_id: str) -> str:
-        return storage.join(self.vp_item(run_id, folder, video_id), f"{video_id}{EDIT_SUFFIX}.mp4")
+        return storage.join(self.vp_item(run_id, folder, video_id), edit_file_name(video_id))
 
     def vp_generated_video(self, run_id: str, folder: str, video_id: str) -> str:
-        return storage.join(self.vp_item(run_id, folder, video_id), f"{video_id}{EDIT_SUFFIX}_generated.mp4")
+        return storage.join(self.vp_item(run_id, folder, video_id), generated_file_name(video_id))
 
     def vp_sidecar(self, run_id: str, folder: str, video_id: str) -> str:
-        return storage.join(self.vp_item(run_id, folder, video_id), f"{video_id}{EDIT_SUFFIX}.json")
+        return storage.join(self.vp_item(run_id, folder, video_id), sidecar_file_name(video_id))
 
     def vp_eval_txt(self, run_id: str, folder: str, video_id: str) -> str:
         return storage.join(self.vp_item(run_id, folder, video_id), f"eval_{video_id}.txt")

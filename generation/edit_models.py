@@ -4,7 +4,7 @@
   LoRA with ID resampling), on ``VP_COG_DEVICE``;
 - first frame: ``FluxFillInpainter`` (FLUX.1-Fill-dev, optional LoRA), on ``VP_FLUX_DEVICE``;
 - the Qwen2.5-VL judge (``VP_QWEN_DEVICE``) and the metrics' CLIP models are loaded before these by
-  ``generation.quality.load_quality``; their lines lead the memory plan.
+  ``generation.quality.checks.load_quality``; their lines lead the memory plan.
 
 Both pipelines are first built on the CPU, then placed by ``plan_placement``: every pipeline whose
 GPU can hold all weights plus ``reserve_gb`` for activations stays resident; otherwise pipelines
@@ -27,9 +27,9 @@ from core.errors import LanepaintError
 from core.logs import progress_enabled
 from generation.config import EditConfig
 from generation.first_frame import FluxFillInpainter, apply_lora, build_fluxfill
-from generation.videopainter_branch import VideoPainterBranch
-from generation.videopainter_id import load_id_lora
-from generation.videopainter_pipeline import VideoPainterPipeline
+from generation.videopainter.branch import VideoPainterBranch
+from generation.videopainter.id_resampling import load_id_lora
+from generation.videopainter.pipeline import VideoPainterPipeline
 
 log = logging.getLogger(__name__)
 

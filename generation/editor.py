@@ -16,31 +16,26 @@ video pass with the resident models, checks and scores the edit, and writes, und
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from core import storage, videoio
+from core.edited_clips import EDIT_SUFFIX, sidecar_text
 from core.errors import LanepaintError
-from core.layout import EDIT_SUFFIX, Layout
+from core.layout import Layout
 from core.manifest import TINY_NOTE
 from core.runner import Timings
 from core.vp_data import VPClip, load_masks, read_vp_clip
 from generation.config import EditConfig
 from generation.instructions import Instruction
 from generation.masking import composite, dilate_masks, feather_alpha, resize_frames, resize_masks
-
-if TYPE_CHECKING:
-    from generation.quality import Quality
+from generation.quality.checks import FirstFrameResult, Quality
 
 log = logging.getLogger(__name__)
-
-NOT_JUDGED = "not judged"
-
 
 @dataclass
 class ClipInputs:
@@ -49,19 +44,6 @@ class ClipInputs:
     masks: np.ndarray         # [T, H, W] bool, as segmented
     dilated: np.ndarray       # [T, H, W] bool, what the models inpaint
     alpha: np.ndarray         # [T, H, W] float32, compositing weight (0 outside ``dilated``)
-
-
-@dataclass
-class FirstFrameResult:
-    """The chosen first frame and how it was chosen (``quality.Quality.first_frame`` builds it)."""
-
-    image: np.ndarray
-    caption_used: str
-    iterations: int = 1
-    verdict: str = NOT_JUDGED
-    details: dict[str, Any] = field(default_factory=dict)     # the judge's record (JSON-ready)
-    seed: int = 0                                             # FluxFill seed of the chosen attempt
-    refine: Any = field(default=None, repr=False)             # judge.RefineResult when judged
 
 
 def load_clip_inputs(layout: Layout, cfg: EditConfig, video_id: str, cache_dir: str) -> ClipInputs:
@@ -183,7 +165,7 @@ def edit_item(cfg: EditConfig, layout: Layout, instruction: Instruction, inputs:
     quality.finish_item(writer, result, compliance)
     sidecar = _sidecar(cfg, instruction, inputs, result, compliance, scores, out, uris, timings, memory, models,
                        quality, writer)
-    storage.write_text(uris["sidecar"], json.dumps(sidecar, indent=2, default=str))
+    storage.write_text(uris["sidecar"], sidecar_text(sidecar))
     return {"edit": uris["edit"], "verdict": result.verdict, "iterations": result.iterations,
             "compliance_fraction": sidecar["compliance_fraction"],
             "quality_label": scores["label"] if scores else None, "frames": int(len(inputs.frames)),

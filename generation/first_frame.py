@@ -21,13 +21,12 @@ from PIL import Image
 
 from core.device import DevicePolicy
 from core.errors import LanepaintError
-from generation.lora_checkpoints import local_lora_weights
+from generation.lora_weights import local_lora_weights
 from generation.masking import composite, feather_alpha, fit_to_area, resize_frames, resize_masks
 
 log = logging.getLogger(__name__)
 
 LORA_ADAPTER = "lanes"
-LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 
 
 @dataclass

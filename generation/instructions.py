@@ -1,7 +1,7 @@
 """Edit instructions: parse ``--instructions``, expand the lane shorthand, give each its folder.
 
 Several instructions per run are separated by ``||`` or new lines (blank lines are ignored). The
-shorthand ``lane <count> <color> <pattern>`` (words from ``core.synth.LaneSpec``: single|double,
+shorthand ``lane <count> <color> <pattern>`` (words from ``core.lanes.LaneSpec``: single|double,
 white|yellow, solid|dashed, in any order) expands to a full instruction; anything else is taken as
 free text. Without instructions the five built-in defaults run. Every instruction gets a validated
 folder name (``core.ids.slugify``) under ``vp/<run_id>/``.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from core.errors import UsageError
 from core.ids import slugify
-from core.synth import LaneSpec
+from core.lanes import LaneSpec
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Reads ``preprocessed_data_vp/<data_run_id>/`` (stage 1's hand-off), loads the models once (the
 Qwen2.5-VL judge and the metrics' CLIP models first, then FluxFill and the video pipeline), and runs
 every (video, instruction) item, all instructions of a video before the next video: judged first
-frame, video pass, compliance check, metrics (``generation.quality``). Bad inputs and failures of
+frame, video pass, compliance check, metrics (``generation.quality.checks``). Bad inputs and failures of
 the judge or the metrics fail their items with a one-line reason; the others go on. An item whose
 sidecar exists is done and skipped on rerun (unless ``overwrite``); a rerun with nothing to do loads
 no model. Each instruction folder gets ``report.txt``/``report.json`` listing every video with
@@ -29,7 +29,7 @@ from core.vp_data import list_vp_videos, read_vp_clip
 from generation.config import EditConfig
 from generation.editor import ClipInputs, edit_item, load_clip_inputs
 from generation.instructions import Instruction, parse_instructions
-from generation.lora_checkpoints import check_lora_path
+from generation.lora_weights import check_lora_path
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def _run_items(cfg: EditConfig, layout: Layout, items: list[EditItem], pending: 
     with contextlib.ExitStack() as stack:
         if any(_readable(layout, cfg, v, available) for v in dict.fromkeys(it.video_id for it in pending)):
             from generation.edit_models import load_edit_models
-            from generation.quality import load_quality
+            from generation.quality.checks import load_quality
 
             stack.enter_context(_tiny_cpu_threads(cfg))
             quality = load_quality(cfg, vlm)            # first: the pipelines' memory plan sees Qwen and CLIP

@@ -28,7 +28,7 @@ from diffusers import (
 from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
 from generation.tiny_tokenizers import tiny_clip_tokenizer, tiny_t5_tokenizer
-from generation.videopainter_branch import VideoPainterBranch
+from generation.videopainter.branch import VideoPainterBranch
 
 TINY_SIZE = (96, 64)           # (width, height) in pixels: latent 12 x 8, 6 x 4 tokens per frame
 TINY_TEXT_LEN = 16             # max_text_seq_length of the tiny CogVideoX
@@ -150,9 +150,9 @@ def save_tiny_quality_checkpoints(folder: str) -> dict[str, str]:
     import os
 
     from core.device import DevicePolicy
-    from generation.clip_model import load_clip
     from generation.config import CLIP_SCORE_MODEL, CLIP_TEMPORAL_MODEL
-    from generation.tiny_vlm import build_tiny_qwen
+    from generation.quality.clip_model import load_clip
+    from generation.quality.tiny_vlm import build_tiny_qwen
 
     paths = {"qwen_model": os.path.join(folder, "qwen"), "clip_score_model": os.path.join(folder, "clip_score"),
              "clip_temporal_model": os.path.join(folder, "clip_temporal")}

@@ -1,4 +1,4 @@
-"""Small lane datasets for the LoRA tests, written by hand in the ``segmentation.lane_dataset`` format."""
+"""Small lane datasets for the LoRA tests, written by hand in the ``training.lane_dataset`` format."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import cv2
 import numpy as np
 
-from segmentation.lane_dataset import DatasetRow, write_rows
+from training.lane_dataset import DatasetRow, write_rows
 
 PROMPTS = ("road with double yellow solid lane markings", "road with single white dashed lane markings")
 

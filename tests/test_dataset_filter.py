@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from core import storage
-from core.cli import main
-from segmentation.dataset_config import DatasetFilterConfig
-from segmentation.dataset_filter import REPORT_JSON, filter_dataset
-from segmentation.lane_dataset import DatasetRow, LaneAttributes, read_rows, write_rows
+from orchestrator.cli import main
+from training.dataset_config import DatasetFilterConfig
+from training.dataset_filter import REPORT_JSON, filter_dataset
+from training.lane_dataset import DatasetRow, LaneAttributes, read_rows, write_rows
 
 GOOD = {  # name -> attributes (all with valid files)
     "a_dys": ("double", "yellow", "solid"),

@@ -1,5 +1,5 @@
-"""The lane dataset format (segmentation.lane_dataset) and the parsing of VLM lane answers
-(segmentation.lane_caption): no models, no torch."""
+"""The lane dataset format (training.lane_dataset) and the parsing of VLM lane answers
+(training.lane_caption): no models, no torch."""
 
 import csv
 import json
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from core import storage
-from segmentation.lane_caption import parse_lane_answer, shrink
-from segmentation.lane_dataset import (
+from training.lane_caption import parse_lane_answer, shrink
+from training.lane_dataset import (
     BAD_PATH,
     EMPTY_MASK,
     IMAGE_MISSING,

@@ -14,11 +14,12 @@ pytest.importorskip("torch")
 pytest.importorskip("sam2")
 
 from core import storage, videoio  # noqa: E402
-from core.cli import main  # noqa: E402
-from core.synth import LaneSpec, SceneSpec, write_clip  # noqa: E402
-from segmentation.dataset_config import DatasetGenerateConfig  # noqa: E402
-from segmentation.dataset_generate import generate_dataset  # noqa: E402
-from segmentation.lane_dataset import parse_prompt, read_rows, validate_dataset  # noqa: E402
+from core.lanes import LaneSpec
+from orchestrator.cli import main  # noqa: E402
+from synthetic.scenes import SceneSpec, write_clip  # noqa: E402
+from training.dataset_config import DatasetGenerateConfig  # noqa: E402
+from training.dataset_generate import generate_dataset  # noqa: E402
+from training.lane_dataset import parse_prompt, read_rows, validate_dataset  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -209,9 +210,9 @@ def test_image_mode_matches_sams_video_predictor_on_single_frames():
     import torch
 
     from core.device import resolve_device
-    from core.synth import render_scene
     from segmentation.config import SegmentConfig
     from segmentation.sam2_model import RoadImageSegmenter, load_image_segmenter, load_segmenter
+    from synthetic.scenes import render_scene
 
     frames, _ = render_scene(SceneSpec(width=128, height=80, fps=10, seconds=0.4, seed=3,
                                        lanes=LaneSpec.parse("double yellow solid")))

@@ -5,8 +5,8 @@ import pytest
 
 from core import storage
 from core.errors import UsageError
-from segmentation.dataset_config import DatasetFilterConfig, DatasetGenerateConfig
-from segmentation.dataset_sources import NO_CHUNK, chunk_of, discover_videos, plan_devices, plan_jobs, shard
+from training.dataset_config import DatasetFilterConfig, DatasetGenerateConfig
+from training.dataset_sources import NO_CHUNK, chunk_of, discover_videos, plan_devices, plan_jobs, shard
 
 
 def _bucket(root, layout):

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from core.cli import main
 from core.device import policy_for
+from orchestrator.cli import main
 
 
 @pytest.mark.parametrize("cap, dtype, tf32", [((9, 0), "bfloat16", True), ((8, 0), "bfloat16", True),
@@ -35,7 +35,7 @@ def test_unknown_command_is_usage_error():
 
 
 def test_console_script_entry_point_runs():
-    out = subprocess.run([sys.executable, "-m", "core.cli", "env"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "orchestrator.cli", "env"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "SAM2_MAX_FRAMES" in out.stdout
 
 

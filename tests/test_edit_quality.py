@@ -11,13 +11,14 @@ import os
 import numpy as np
 import pytest
 
+from core.lanes import LaneSpec
 from core.layout import Layout
-from core.synth import LaneSpec, SceneSpec, render_scene
 from core.vp_data import write_vp_clip
 from generation.config import EditConfig
-from generation.judge_parse import FAIL, PASS
-from generation.judge_prompts import ATTRIBUTE_KEYS
+from generation.quality.judge_parse import FAIL, PASS
+from generation.quality.judge_prompts import ATTRIBUTE_KEYS
 from generation.stage import run_edit
+from synthetic.scenes import SceneSpec, render_scene
 
 RUN = "seg_q"
 VIDEO = "synth_q01"
@@ -100,16 +101,16 @@ def sidecar(root, run_id, folder):
 
 def test_scripted_verdicts_drive_fluxfill_and_failures_stay_per_item(stage1, flux_calls, monkeypatch):
     root, layout = stage1, Layout(stage1)
-    import generation.metrics
+    import generation.quality.metrics
 
-    score = generation.metrics.QualityScorer.score
+    score = generation.quality.metrics.QualityScorer.score
 
     def failing_score(self, original, edited, masks, instruction):
         if KEYS[WHITE] in instruction:
             raise RuntimeError("CUDA out of memory")
         return score(self, original, edited, masks, instruction)
 
-    monkeypatch.setattr(generation.metrics.QualityScorer, "score", failing_score)
+    monkeypatch.setattr(generation.quality.metrics.QualityScorer, "score", failing_score)
     vlm = ScriptedVLM(
         first={YELLOW2: [answer(FAIL, "caption two", failed=("colour",)), answer(FAIL, "caption three"),
                          answer(PASS, "caption three")],
@@ -152,7 +153,7 @@ def test_scripted_verdicts_drive_fluxfill_and_failures_stay_per_item(stage1, flu
     white_refine = layout.vp_caption_refine_dir("q1", WHITE, VIDEO)
     assert len([n for n in os.listdir(white_refine) if n.endswith("_verdict.json")]) == 3
     assert not os.path.exists(layout.vp_sidecar("q1", WHITE, VIDEO))
-    monkeypatch.setattr(generation.metrics.QualityScorer, "score", score)
+    monkeypatch.setattr(generation.quality.metrics.QualityScorer, "score", score)
     again = run_edit(config(root, "q1", instructions, video_ids=(VIDEO,)),
                      vlm=ScriptedVLM(first={WHITE: [answer(PASS, "w")], YELLOW1: [answer(PASS, "y")]},
                                      compliance={WHITE: [answer(PASS)] * 4, YELLOW1: [answer(PASS)] * 4}))
@@ -163,14 +164,14 @@ def test_scripted_verdicts_drive_fluxfill_and_failures_stay_per_item(stage1, flu
 
     # every item done: a rerun loads no model at all
     import generation.edit_models
-    import generation.quality
-    import generation.vlm
+    import generation.quality.checks
+    import generation.quality.vlm
 
     def no_load(*args, **kwargs):
         raise AssertionError("a model was loaded although every item is done")
 
-    for module, name in ((generation.quality, "load_quality"), (generation.edit_models, "load_edit_models"),
-                         (generation.vlm, "QwenVLM"), (generation.metrics, "QualityScorer")):
+    for module, name in ((generation.quality.checks, "load_quality"), (generation.edit_models, "load_edit_models"),
+                         (generation.quality.vlm, "QwenVLM"), (generation.quality.metrics, "QualityScorer")):
         monkeypatch.setattr(module, name, no_load)
     done = run_edit(config(root, "q1", instructions))
     assert len(done.skipped) == 3 and not done.ok and not done.failed
@@ -179,9 +180,9 @@ def test_scripted_verdicts_drive_fluxfill_and_failures_stay_per_item(stage1, flu
 def test_judge_and_metrics_off(stage1, flux_calls, monkeypatch):
     import torch
 
-    import generation.metrics
-    import generation.vlm
-    from generation.videopainter_pipeline import VideoPainterPipeline
+    import generation.quality.metrics
+    import generation.quality.vlm
+    from generation.videopainter.pipeline import VideoPainterPipeline
 
     threads = []
     original = VideoPainterPipeline.__call__
@@ -197,8 +198,8 @@ def test_judge_and_metrics_off(stage1, flux_calls, monkeypatch):
     def no_load(*args, **kwargs):
         raise AssertionError("loaded although switched off")
 
-    monkeypatch.setattr(generation.vlm, "QwenVLM", no_load)
-    monkeypatch.setattr(generation.metrics, "QualityScorer", no_load)
+    monkeypatch.setattr(generation.quality.vlm, "QwenVLM", no_load)
+    monkeypatch.setattr(generation.quality.metrics, "QualityScorer", no_load)
     root, layout = stage1, Layout(stage1)
     try:
         result = run_edit(config(root, "off1", "lane double yellow solid", judge=False, metrics=False))
@@ -220,12 +221,12 @@ def test_judge_and_metrics_off(stage1, flux_calls, monkeypatch):
 
 def test_unload_after_use_frees_qwen_before_each_video_pass(stage1, monkeypatch):
     """VP_UNLOAD_QWEN_AFTER_USE with the real tiny Qwen: absent during the video pass, reloaded when needed."""
-    import generation.vlm
-    from generation.videopainter_pipeline import VideoPainterPipeline
+    import generation.quality.vlm
+    from generation.videopainter.pipeline import VideoPainterPipeline
 
     made = []
 
-    class Recorded(generation.vlm.QwenVLM):
+    class Recorded(generation.quality.vlm.QwenVLM):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             made.append(self)
@@ -237,7 +238,7 @@ def test_unload_after_use_frees_qwen_before_each_video_pass(stage1, monkeypatch)
         seen.append(made[0].loaded)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(generation.vlm, "QwenVLM", Recorded)
+    monkeypatch.setattr(generation.quality.vlm, "QwenVLM", Recorded)
     monkeypatch.setattr(VideoPainterPipeline, "__call__", spy)
     root = stage1
     result = run_edit(config(root, "unl1", "lane double yellow solid||lane single white dashed",

@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 
 from core import videoio
-from core.cli import main
 from core.config import build_config
-from core.demo import DemoState, _edit
 from core.errors import UsageError
+from core.lanes import LaneSpec
 from core.layout import Layout
-from core.synth import LaneSpec, SceneSpec, render_scene
 from core.vp_data import write_vp_clip
 from generation.config import EditConfig
 from generation.masking import dilate_masks
 from generation.stage import run_edit
+from orchestrator.cli import main
+from orchestrator.demo import DemoState, _edit
+from synthetic.scenes import SceneSpec, render_scene
 
 RUN = "demo_run"
 GOOD = "synth_good"
@@ -124,9 +125,9 @@ def test_demo_edit_step_writes_every_output_and_fails_bad_inputs_one_line_each(t
         raise AssertionError("models loaded although every item is done")
 
     monkeypatch.setattr(generation.edit_models, "load_edit_models", no_models)
-    import generation.quality
+    import generation.quality.checks
 
-    monkeypatch.setattr(generation.quality, "load_quality", no_models)
+    monkeypatch.setattr(generation.quality.checks, "load_quality", no_models)
     again = run_edit(EditConfig(data_run_id=RUN, run_id=RUN, output_root=root, profile="tiny",
                                 instructions="lane double yellow solid||lane single white dashed",
                                 video_ids=(GOOD,)))

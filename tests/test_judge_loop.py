@@ -7,14 +7,14 @@ import pytest
 
 from core import storage
 from core.layout import Layout
-from generation.judge import (
+from generation.quality.judge import (
     CaptionRefineWriter,
     compliance_frames,
     compliance_over_time,
     refine_first_frame,
 )
-from generation.judge_parse import FAIL, PASS
-from generation.judge_prompts import ATTRIBUTE_KEYS, PANEL_LABELS, build_panel
+from generation.quality.judge_parse import FAIL, PASS
+from generation.quality.judge_prompts import ATTRIBUTE_KEYS, PANEL_LABELS, build_panel
 
 H, W = 36, 48
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from generation.judge_parse import FAIL, PASS, clean_caption, parse_verdict
-from generation.judge_prompts import ATTRIBUTE_KEYS, compliance_prompt, judge_prompt
+from generation.quality.judge_parse import FAIL, PASS, clean_caption, parse_verdict
+from generation.quality.judge_prompts import ATTRIBUTE_KEYS, compliance_prompt, judge_prompt
 
 
 def answer(verdict="PASS", caption="two solid yellow lines", failed=(), **extra):

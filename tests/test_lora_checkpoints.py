@@ -17,8 +17,9 @@ import pytest
 from core import storage
 from core.config import build_config
 from core.errors import LanepaintError, UsageError
-from generation import lora_checkpoints as ckpt
-from generation.lora_config import LoraTrainConfig
+from generation import lora_weights
+from training import lora_checkpoints as ckpt
+from training.lora_config import LoraTrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _checkpoint(run: str, step: int, complete: bool = True, weights: bool = True) -> str:
     uri = storage.join(run, f"checkpoint-{step}")
     if weights:
-        storage.write_bytes(storage.join(uri, ckpt.WEIGHTS_NAME), f"weights {step}".encode())
+        storage.write_bytes(storage.join(uri, lora_weights.WEIGHTS_NAME), f"weights {step}".encode())
     else:
         storage.write_text(storage.join(uri, "optimizer.json"), "{}")
     if complete:
@@ -57,13 +58,13 @@ def test_publish_is_all_or_nothing_and_replaces_a_stale_checkpoint(tmp_path, sto
     _checkpoint(run, 5, complete=False)                          # stale half checkpoint of the same step
     staging = str(tmp_path / "staging")
     folder = ckpt.temp_folder(run, staging, 5)
-    with open(os.path.join(folder, ckpt.WEIGHTS_NAME), "wb") as fh:
+    with open(os.path.join(folder, lora_weights.WEIGHTS_NAME), "wb") as fh:
         fh.write(b"new")
     assert not ckpt.is_complete(storage.join(run, "checkpoint-5"))
     uri = ckpt.publish(folder, run, 5, json.dumps({"step": 5}))
     assert uri == storage.join(run, "checkpoint-5") and ckpt.is_complete(uri)
-    assert storage.read_bytes(storage.join(uri, ckpt.WEIGHTS_NAME)) == b"new"
-    assert sorted(storage.basename(u) for u in storage.walk_files(uri)) == [ckpt.WEIGHTS_NAME, ckpt.STATE_NAME]
+    assert storage.read_bytes(storage.join(uri, lora_weights.WEIGHTS_NAME)) == b"new"
+    assert sorted(storage.basename(u) for u in storage.walk_files(uri)) == [lora_weights.WEIGHTS_NAME, ckpt.STATE_NAME]
     assert not os.path.exists(folder)
     if storage.is_local(run):
         assert sorted(os.listdir(run)) == ["checkpoint-5"]         # no temp folder left
@@ -77,27 +78,27 @@ def test_stage2_lora_paths_file_checkpoint_run_folder_and_remote(tmp_path):
     for step in (2, 4):
         _checkpoint(run, step)
     _checkpoint(run, 6, complete=False)
-    newest = os.path.join(run, "checkpoint-4", ckpt.WEIGHTS_NAME)
-    assert ckpt.lora_weights_uri(run) == newest
-    assert ckpt.lora_weights_uri(os.path.join(run, "checkpoint-2")).endswith("checkpoint-2/" + ckpt.WEIGHTS_NAME)
-    assert ckpt.lora_weights_uri(newest) == newest
-    assert ckpt.local_lora_weights(run) == (os.path.join(run, "checkpoint-4"), ckpt.WEIGHTS_NAME)
+    newest = os.path.join(run, "checkpoint-4", lora_weights.WEIGHTS_NAME)
+    assert lora_weights.lora_weights_uri(run) == newest
+    assert lora_weights.lora_weights_uri(os.path.join(run, "checkpoint-2")).endswith("checkpoint-2/" + lora_weights.WEIGHTS_NAME)
+    assert lora_weights.lora_weights_uri(newest) == newest
+    assert lora_weights.local_lora_weights(run) == (os.path.join(run, "checkpoint-4"), lora_weights.WEIGHTS_NAME)
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(LanepaintError, match=f"FluxFill LoRA folder {empty} has no {ckpt.WEIGHTS_NAME} and no "
+    with pytest.raises(LanepaintError, match=f"FluxFill LoRA folder {empty} has no {lora_weights.WEIGHTS_NAME} and no "
                                              "complete checkpoint-N folder"):
-        ckpt.lora_weights_uri(str(empty))
+        lora_weights.lora_weights_uri(str(empty))
     with pytest.raises(LanepaintError, match="FluxFill LoRA not found: .*nope"):
-        ckpt.lora_weights_uri(str(tmp_path / "nope"))
+        lora_weights.lora_weights_uri(str(tmp_path / "nope"))
     with pytest.raises(UsageError, match="^--img-inpainting-lora-path: FluxFill LoRA not found"):
-        ckpt.check_lora_path(str(tmp_path / "nope"))
-    ckpt.check_lora_path(run)
+        lora_weights.check_lora_path(str(tmp_path / "nope"))
+    lora_weights.check_lora_path(run)
 
     remote = f"memory://lora-{uuid.uuid4().hex[:8]}/fluxfill_lanes_2"
     storage.put(run, remote)
-    folder, name = ckpt.local_lora_weights(remote, str(tmp_path / "cache"))
-    assert name == ckpt.WEIGHTS_NAME and str(tmp_path / "cache") in folder
+    folder, name = lora_weights.local_lora_weights(remote, str(tmp_path / "cache"))
+    assert name == lora_weights.WEIGHTS_NAME and str(tmp_path / "cache") in folder
     assert open(os.path.join(folder, name), "rb").read() == b"weights 4"
 
 
@@ -139,7 +140,7 @@ class _Block:
         if name.split('.')[0] in {'torch', 'diffusers', 'transformers', 'accelerate', 'peft'}:
             raise ImportError('blocked heavy import: ' + name)
 sys.meta_path.insert(0, _Block())
-from core.cli import main
+from orchestrator.cli import main
 for args in CASES:
     print('exit', main(['train-lora', '--profile', 'tiny'] + args), flush=True)
 """

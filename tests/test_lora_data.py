@@ -4,7 +4,7 @@ dilates it, then resized like stage 2's FluxFill input)."""
 
 import numpy as np
 
-from generation.lora_data import BatchPlan, prepare_sample
+from training.lora_data import BatchPlan, prepare_sample
 
 
 def _flat(batches):

@@ -13,13 +13,14 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sam2")
 
-from core.cli import main  # noqa: E402
-from core.synth import LaneSpec, SceneSpec, write_clip  # noqa: E402
+from core.lanes import LaneSpec
 from generation.config import EditConfig  # noqa: E402
 from generation.edit_models import load_edit_models  # noqa: E402
-from segmentation.dataset_config import DatasetGenerateConfig  # noqa: E402
-from segmentation.dataset_generate import generate_dataset  # noqa: E402
-from segmentation.lane_dataset import load_sample, read_rows  # noqa: E402
+from orchestrator.cli import main  # noqa: E402
+from synthetic.scenes import SceneSpec, write_clip  # noqa: E402
+from training.dataset_config import DatasetGenerateConfig  # noqa: E402
+from training.dataset_generate import generate_dataset  # noqa: E402
+from training.lane_dataset import load_sample, read_rows  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

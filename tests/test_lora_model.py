@@ -10,9 +10,9 @@ from diffusers import FluxFillPipeline
 from PIL import Image
 
 from core.errors import LanepaintError
-from generation.lora_data import prepare_sample
-from generation.lora_model import PromptEmbeddings, add_lora, fill_inputs, flow_matching_loss, sample_sigmas
 from generation.tiny_models import tiny_fluxfill_components
+from training.lora_data import prepare_sample
+from training.lora_model import PromptEmbeddings, add_lora, fill_inputs, flow_matching_loss, sample_sigmas
 
 PROMPT = "road with double yellow solid lane markings"
 

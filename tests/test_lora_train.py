@@ -14,10 +14,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from core import storage
-from core.cli import main
-from generation import lora_checkpoints as ckpt
-from segmentation.lane_dataset import DatasetRow
+from generation import lora_weights
+from orchestrator.cli import main
 from tests.lora_fixtures import write_dataset
+from training import lora_checkpoints as ckpt
+from training.lane_dataset import DatasetRow
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -45,9 +46,9 @@ def test_resume_gives_the_same_adapter_and_history_as_an_uninterrupted_run(tmp_p
     assert sorted(os.listdir(run)) == ["checkpoint-2", "checkpoint-3", "checkpoint-4", "logs", "loss_history.json",
                                        "manifest.json", "training_summary.txt"]      # checkpoint-1 pruned
     final = os.path.join(run, "checkpoint-4")
-    weights = _tensors(os.path.join(final, ckpt.WEIGHTS_NAME))
+    weights = _tensors(os.path.join(final, lora_weights.WEIGHTS_NAME))
     assert weights and all(k.startswith("transformer.") and ".lora_" in k for k in weights)
-    metadata = json.loads(safe_open(os.path.join(final, ckpt.WEIGHTS_NAME), "pt").metadata()["lora_adapter_metadata"])
+    metadata = json.loads(safe_open(os.path.join(final, lora_weights.WEIGHTS_NAME), "pt").metadata()["lora_adapter_metadata"])
     assert metadata["transformer.r"] == 128 and metadata["transformer.lora_alpha"] == 128
     optimizer = _tensors(os.path.join(final, "optimizer.safetensors"))
     history = json.load(open(os.path.join(run, "loss_history.json")))
@@ -70,7 +71,7 @@ def test_resume_gives_the_same_adapter_and_history_as_an_uninterrupted_run(tmp_p
     assert "resumed from" in capsys.readouterr().err
     assert sorted(n for n in os.listdir(run) if n.startswith("checkpoint-")) == ["checkpoint-2", "checkpoint-3",
                                                                                   "checkpoint-4"]
-    _assert_same_tensors(_tensors(os.path.join(final, ckpt.WEIGHTS_NAME)), weights)
+    _assert_same_tensors(_tensors(os.path.join(final, lora_weights.WEIGHTS_NAME)), weights)
     _assert_same_tensors(_tensors(os.path.join(final, "optimizer.safetensors")), optimizer)
     assert json.load(open(os.path.join(run, "loss_history.json"))) == history
 
@@ -104,7 +105,7 @@ def test_remote_dataset_and_output_then_stage2_loads_the_remote_run(tmp_path, mo
     monkeypatch.setattr(storage, "DEFAULT_CACHE_DIR", str(tmp_path / "home-cache"))   # where stage 2 downloads it
     pipe = FluxFillPipeline(**tiny_fluxfill_components(0))
     info = apply_lora(pipe, run, 1.0)
-    assert any(name == ckpt.WEIGHTS_NAME for _, _, names in os.walk(tmp_path / "home-cache") for name in names)
+    assert any(name == lora_weights.WEIGHTS_NAME for _, _, names in os.walk(tmp_path / "home-cache") for name in names)
     assert info["loaded"] and "lanes" in pipe.get_list_adapters()["transformer"]
 
 
@@ -117,7 +118,7 @@ def test_two_process_ddp_on_cpu(tmp_path):
     data = write_dataset(str(tmp_path / "lanes"), n=4)
     out = str(tmp_path / "out")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "core.cli",
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "orchestrator.cli",
                            "train-lora", "--data", data, "--output", out, "--run-name", "ddp", "--max-train-steps", "2",
                            *TRAIN], cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env,
                           capture_output=True, text=True, timeout=240)

@@ -11,8 +11,15 @@ from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structu
 from core import storage
 from core.errors import LanepaintError
 from core.layout import Layout
-from generation.metrics import QualityScorer, pixel_metrics, ssim_map
-from generation.metrics_report import EXCELLENT, GOOD, MODERATE, format_eval_txt, quality_label, write_eval
+from generation.quality.metrics import QualityScorer, pixel_metrics, ssim_map
+from generation.quality.metrics_report import (
+    EXCELLENT,
+    GOOD,
+    MODERATE,
+    format_eval_txt,
+    quality_label,
+    write_eval,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -206,7 +213,7 @@ def test_eval_txt_and_json(storage_root, scorer, pair):
 
 
 def test_full_clip_loader_reads_a_local_checkpoint_folder(scorer, pair, tmp_path):
-    from generation.clip_model import load_clip
+    from generation.quality.clip_model import load_clip
 
     scorer.clip_score.model.save_pretrained(tmp_path)
     scorer.clip_score.tokenizer.save_pretrained(tmp_path)

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from core.cli import main
 from core.errors import UsageError
-from core.pipeline import (
+from orchestrator.cli import main
+from orchestrator.plan import (
     PARAM_BY_NAME,
     PARAMS,
     STAGES,
@@ -24,7 +24,7 @@ from core.pipeline import (
     plan,
     request_from,
 )
-from core.stage_shards import shard_configs, split
+from orchestrator.shards import shard_configs, split
 
 # a valid, non-default value for every forwarded option
 VALUES = {
@@ -59,7 +59,7 @@ def test_non_contiguous_or_unknown_stages_are_usage_errors(text):
 
 def test_every_option_reaches_its_stage_config(tmp_path, caplog):
     assert set(VALUES) == set(PARAM_BY_NAME), "give the new option a test value"
-    with caplog.at_level(logging.WARNING, logger="core.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="orchestrator.plan"):
         the_plan = plan(_request(tmp_path), VALUES, environ={})
     for param in PARAMS:
         spec = STAGES[param.stage]

@@ -13,9 +13,9 @@ import uuid
 import pytest
 
 from core import storage
-from core.cli import main
 from core.layout import Layout
-from core.synth_av import AVDatasetSpec, write_av_dataset
+from orchestrator.cli import main
+from synthetic.av_dataset import AVDatasetSpec, write_av_dataset
 from tests.conftest import BUCKET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

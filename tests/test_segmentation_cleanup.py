@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from core.errors import LanepaintError, UsageError
-from core.synth import SceneSpec, render_scene
 from segmentation.cleanup import (
     LOW_COVERAGE,
     clean_mask,
@@ -27,6 +26,7 @@ from segmentation.prompts import (
     prompt_frames,
 )
 from segmentation.stage import plan_items, video_id_for
+from synthetic.scenes import SceneSpec, render_scene
 
 H, W = 60, 80
 

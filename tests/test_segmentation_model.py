@@ -9,7 +9,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sam2")
 
 from core.device import resolve_device  # noqa: E402
-from core.synth import SceneSpec, render_scene  # noqa: E402
 from segmentation import sam2_model  # noqa: E402
 from segmentation.config import SegmentConfig  # noqa: E402
 from segmentation.sam2_model import (  # noqa: E402
@@ -17,6 +16,7 @@ from segmentation.sam2_model import (  # noqa: E402
     init_state_from_frames,
     load_segmenter,
 )
+from synthetic.scenes import SceneSpec, render_scene  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,11 @@ pytest.importorskip("torch")
 pytest.importorskip("sam2")
 
 from core import storage, videoio  # noqa: E402
-from core.cli import main  # noqa: E402
+from core.lanes import LaneSpec
 from core.layout import Layout  # noqa: E402
-from core.synth import LaneSpec, SceneSpec, write_clip  # noqa: E402
 from core.vp_data import VP_COLUMNS, load_masks, read_vp_clip  # noqa: E402
+from orchestrator.cli import main  # noqa: E402
+from synthetic.scenes import SceneSpec, write_clip  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -176,7 +177,7 @@ def test_bad_usage_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
 
 def test_demo_step_gives_non_empty_masks(tmp_path):
     """The demo's synthetic clip through the real tiny model: stage 2 needs a non-empty mask."""
-    from core.demo import DemoState, _segment, _synthesise
+    from orchestrator.demo import DemoState, _segment, _synthesise
 
     state = DemoState(output_root=str(tmp_path / "out"), run_id="demo1", seconds=6.5, size=(320, 192))
     _synthesise(state)

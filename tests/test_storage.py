@@ -140,7 +140,7 @@ def test_unreachable_gcs_is_a_one_line_error(monkeypatch):
 def test_read_json_records_keeps_order_and_skips_bad_files(storage_root):
     uris = [storage.join(storage_root, "rec", f"{k}.json") for k in range(5)]
     for k, uri in enumerate(uris):
-        storage.write_text(uri, '{"k": %d}' % k)
+        storage.write_text(uri, f'{{"k": {k}}}')
     storage.write_text(uris[1], "{half written")
     storage.write_text(uris[3], "[1, 2]")
     missing = storage.join(storage_root, "rec", "missing.json")

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from core import videoio
-from core.cli import main
 from core.errors import UsageError
-from core.synth import LaneSpec, SceneSpec, render_scene
+from core.lanes import LaneSpec
+from orchestrator.cli import main
+from synthetic.scenes import SceneSpec, render_scene
 
 
 def test_cli_writes_clip_and_masks_that_decode_at_8fps(tmp_path, capsys):

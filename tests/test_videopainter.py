@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from generation.tiny_models import TINY_SIZE, tiny_cogvideox_components, tiny_cogvideox_transformer
-from generation.videopainter_branch import VideoPainterBranch
-from generation.videopainter_hooks import BranchInjection, background_tokens, branch_index, pooled_token_mask
-from generation.videopainter_id import IDResampleState, install_id_resampling, load_id_lora
-from generation.videopainter_pipeline import VideoPainterPipeline, plan_windows
+from generation.videopainter.branch import VideoPainterBranch
+from generation.videopainter.hooks import BranchInjection, background_tokens, branch_index, pooled_token_mask
+from generation.videopainter.id_resampling import IDResampleState, install_id_resampling, load_id_lora
+from generation.videopainter.pipeline import VideoPainterPipeline, plan_windows
 
 BLOCK_KEYS = {
     "norm1.linear.weight": ("6D", "te"), "norm1.linear.bias": ("6D",), "norm1.norm.weight": ("D",),

@@ -14,7 +14,7 @@ pytest.importorskip("physical_ai_av")
 from core import storage, videoio  # noqa: E402
 from core.config import read_env  # noqa: E402
 from core.layout import Layout  # noqa: E402
-from core.synth_av import FRONT_CAMERA, AVDatasetSpec, write_av_dataset  # noqa: E402
+from synthetic.av_dataset import FRONT_CAMERA, AVDatasetSpec, write_av_dataset  # noqa: E402
 from vla.config import DEFAULT_MODEL_PATH, EvaluateConfig  # noqa: E402
 from vla.stage import run_evaluate  # noqa: E402
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from core import storage, videoio
-from core.cli import main
 from core.layout import Layout
 from core.runner import StageResult
-from core.synth_av import CAMERA_START_S, FRONT_CAMERA, AVDatasetSpec, write_av_dataset
+from orchestrator.cli import main
+from synthetic.av_dataset import CAMERA_START_S, FRONT_CAMERA, AVDatasetSpec, write_av_dataset
 
 pytest.importorskip("physical_ai_av")
 
@@ -204,7 +204,7 @@ def test_cli_evaluate_and_usage_errors(av, tmp_path, capsys):
 
 
 def test_demo_chain_ends_with_videos_and_a_report(tmp_path, monkeypatch):
-    from core import demo
+    from orchestrator import demo
 
     state = demo.DemoState(output_root=str(tmp_path / "demo"), run_id="d1", seconds=6.5, size=(64, 48))
     assert demo._evaluate(state) == "skipped: no stage-2 output"

@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 
 from core import videoio
-from core.cli import main
+from core.edited_clips import parse_video_id
 from core.errors import LanepaintError, UsageError
-from core.synth_av import DEFAULT_CAMERAS as SYNTH_DEFAULT_CAMERAS
-from core.synth_av import EgoArc
+from orchestrator.cli import main
+from synthetic.av_dataset import EgoArc
 from vla import visdata
 from vla.baseline import ctrv_rollout, yaw_matrices, yaw_of
-from vla.cameras import parse_video_id
-from vla.config import DEFAULT_CAMERAS, EvaluateConfig
+from vla.config import EvaluateConfig
 from vla.metrics import bootstrap_ci, min_ade, paired_delta_stats, sign_flip_p_value
 from vla.render import focal_length, project_points
 
@@ -116,7 +115,6 @@ def test_video_id_parsing():
 
 
 def test_config_validation_and_model_choice():
-    assert DEFAULT_CAMERAS == SYNTH_DEFAULT_CAMERAS
     cfg = EvaluateConfig(video_data="x", profile="tiny")
     assert cfg.resolved_model == "constant-velocity"
     assert EvaluateConfig(video_data="x").resolved_model == "alpamayo"

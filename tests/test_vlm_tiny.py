@@ -11,9 +11,9 @@ import torch
 from core import storage
 from core.device import DevicePolicy
 from core.errors import UsageError
-from generation.judge import CaptionRefineWriter, Judge
-from generation.judge_parse import FAIL
-from generation.vlm import QWEN_SIZES, QwenVLM, memory_plan, qwen_source
+from generation.quality.judge import CaptionRefineWriter, Judge
+from generation.quality.judge_parse import FAIL
+from generation.quality.vlm import QWEN_SIZES, QwenVLM, memory_plan, qwen_source
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

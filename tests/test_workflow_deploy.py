@@ -31,10 +31,10 @@ import json, sys
 import flyte
 flyte.init(endpoint="dns:///localhost:8090", insecure=True, project="lanepaint", domain="development",
            image_builder="local")
-import workflow_master, segmentation.workflow, generation.workflow, vla.workflow
+import workflow_master
 out = {}
-for name, env in [("master", workflow_master.driver), ("segment", segmentation.workflow.segment_driver),
-                  ("edit", generation.workflow.edit_driver), ("evaluate", vla.workflow.evaluate_driver)]:
+for name, env in [("master", workflow_master.driver), ("segment", workflow_master.segment_driver),
+                  ("edit", workflow_master.edit_driver), ("evaluate", workflow_master.evaluate_driver)]:
     deployment = flyte.deploy(env, dry_run=True, version="v-test")[0]
     tasks = {}
     for env_name, deployed in deployment.envs.items():
@@ -124,15 +124,15 @@ def test_images_gpu_and_retries_come_from_the_environment(tmp_path):
 
 
 def test_bad_gpu_setting_is_a_one_line_usage_error(tmp_path):
-    out = _python("import core.flyte_tasks", tmp_path, {"LANEPAINT_GPU": "A100 80 GB:1"})
+    out = _python("import orchestrator.flyte_tasks", tmp_path, {"LANEPAINT_GPU": "A100 80 GB:1"})
     assert out.returncode != 0
     assert "LANEPAINT_GPU='A100 80 GB:1': not a Flyte GPU request" in out.stdout + out.stderr
 
 
 def test_orchestrator_side_imports_without_torch_or_stage_extras(tmp_path):
     code = BLOCK_ORCHESTRATOR + (
-        "import sys, workflow_master, segmentation.workflow, generation.workflow, vla.workflow\n"
-        "import core.run_cli, core.stage_shards, vla.discovery, vla.config, generation.config, core.vp_data\n"
+        "import sys, workflow_master\n"
+        "import orchestrator.run_cli, orchestrator.shards, core.edited_clips, vla.config, generation.config, core.vp_data\n"
         "print('heavy:', sorted(m for m in ('torch', 'pandas', 'matplotlib', 'diffusers') if m in sys.modules))")
     out = _python(code, tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from core.device import memory_snapshot, resolve_device
-from vla.models import ModelInput, Prediction
+from vla.model_io import ModelInput, Prediction
 
 log = logging.getLogger(__name__)
 

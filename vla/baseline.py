@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from vla.models import HORIZON, ModelInput, Prediction
+from vla.model_io import HORIZON, ModelInput, Prediction
 
 STEP_S = 0.1
 

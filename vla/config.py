@@ -6,15 +6,11 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from core.driving_dataset import CAMERA_NAME, DEFAULT_CAMERAS
 from core.errors import UsageError
 
 MODELS = ("auto", "alpamayo", "constant-velocity")
-# Upstream's default camera set (cross left, front wide, cross right, front tele); equals
-# core.synth_av.DEFAULT_CAMERAS (kept literal here: config modules import the standard library only).
-DEFAULT_CAMERAS = ("camera_cross_left_120fov", "camera_front_wide_120fov",
-                   "camera_cross_right_120fov", "camera_front_tele_30fov")
 DEFAULT_MODEL_PATH = "nvidia/Alpamayo-R1-10B"
-_CAMERA = re.compile(r"^camera_[a-z0-9_]+_\d+fov$")
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -55,7 +51,7 @@ class EvaluateConfig:
             raise UsageError("--video-data is required (stage 2 output: vp/<run_id> or one instruction folder)")
         if self.num_traj_samples < 1:
             raise UsageError(f"--num-traj-samples {self.num_traj_samples}: must be >= 1")
-        bad = [c for c in self.cameras if not _CAMERA.match(c)]
+        bad = [c for c in self.cameras if not CAMERA_NAME.match(c)]
         if bad or not self.cameras:
             raise UsageError(f"--cameras {','.join(self.cameras)!r}: expected camera names like "
                              "camera_front_wide_120fov")

@@ -24,16 +24,20 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from core.driving_dataset import (
+    FUTURE_S,
+    HISTORY_S,
+    NUM_FUTURE,
+    NUM_HISTORY,
+    REPO_FOLDER,
+    REPO_ID,
+    TRAJ_STEP_S,
+    camera_index,
+)
 from core.errors import LanepaintError, UsageError
-from vla.cameras import camera_index
 
 log = logging.getLogger(__name__)
 
-REPO_ID = "nvidia/PhysicalAI-Autonomous-Vehicles"
-REPO_FOLDER = "datasets--nvidia--PhysicalAI-Autonomous-Vehicles"
-NUM_HISTORY, NUM_FUTURE, TRAJ_STEP_S = 16, 64, 0.1
-HISTORY_NEEDED_S = NUM_HISTORY * TRAJ_STEP_S      # 1.6 s, as the upstream loader requires
-FUTURE_NEEDED_S = NUM_FUTURE * TRAJ_STEP_S        # 6.4 s
 
 
 @dataclass(frozen=True)
@@ -173,12 +177,12 @@ class DrivingData:
         start, end = (int(v) for v in ego.time_range)
         have_history = (t0_us - start) / 1e6
         have_future = (end - t0_us) / 1e6
-        if have_history < HISTORY_NEEDED_S - 1e-6:
+        if have_history < HISTORY_S - 1e-6:
             raise LanepaintError(f"clip {clip_id}: t0 = {t0_us / 1e6:.3f} s has {max(have_history, 0):.2f} s "
-                                 f"of ego history, needs {HISTORY_NEEDED_S:.1f} s")
-        if have_future < FUTURE_NEEDED_S - 1e-6:
+                                 f"of ego history, needs {HISTORY_S:.1f} s")
+        if have_future < FUTURE_S - 1e-6:
             raise LanepaintError(f"clip {clip_id}: t0 = {t0_us / 1e6:.3f} s has {max(have_future, 0):.2f} s "
-                                 f"of ego future, needs {FUTURE_NEEDED_S:.1f} s")
+                                 f"of ego future, needs {FUTURE_S:.1f} s")
         step = int(round(TRAJ_STEP_S * 1e6))
         history_t = t0_us + step * np.arange(-(NUM_HISTORY - 1), 1, dtype=np.int64)
         future_t = t0_us + step * np.arange(1, NUM_FUTURE + 1, dtype=np.int64)

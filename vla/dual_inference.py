@@ -18,16 +18,18 @@ import numpy as np
 
 from core import storage
 from core.device import memory_snapshot
+from core.driving_dataset import NUM_FUTURE, TRAJ_STEP_S, camera_index
+from core.edited_clips import EditedVideo
 from core.errors import LanepaintError, StorageError, one_line
 from core.layout import Layout
 from core.runner import Timings
 from vla import visdata
-from vla.cameras import camera_index
 from vla.config import EvaluateConfig
-from vla.discovery import NUM_FRAMES, EditedVideo, read_instruction, read_last_frames
-from vla.driving_data import NUM_FUTURE, TRAJ_STEP_S, DrivingData
+from vla.driving_data import DrivingData
+from vla.edited_frames import NUM_FRAMES, read_last_frames
 from vla.metrics import finite_or_none, min_ade
-from vla.models import ModelInput, TrajectoryModel
+from vla.model_io import ModelInput
+from vla.models import TrajectoryModel
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ def _run(ctx: EvalContext, video: EditedVideo, uris: dict[str, str], timings: Ti
         "video_id": video.video_id,
         "video_name": video.file_name,
         "instruction_folder": video.folder,
-        "instruction": read_instruction(video),
+        "instruction": video.instruction(),
         "paths": {"edited_video": video.uri, **{k_: v for k_, v in uris.items()
                                                if k_ in ("inference", "vis_data") or cfg.render}},
         "clip_id": clip_id,

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from core import storage, videoio
-from vla.cameras import CAMERA_HEIGHT_M, camera_fov, camera_yaw
+from core.driving_dataset import camera_fov_deg
+from vla.cameras import CAMERA_HEIGHT_M, camera_yaw
 from vla.visdata import VisData
 
 GT_COLOR = (235, 40, 40)
@@ -45,7 +46,7 @@ def project_points(points: np.ndarray, camera: str, width: int, height: int,
     x_rot = c * p[:, 0] + s * p[:, 1]
     y_rot = -s * p[:, 0] + c * p[:, 1]
     x_cam, y_cam, z_cam = -y_rot, -p[:, 2], x_rot
-    f = focal_length(width, camera_fov(camera))
+    f = focal_length(width, camera_fov_deg(camera))
     visible = z_cam > MIN_DEPTH_M
     safe = np.where(visible, z_cam, 1.0)
     uv = np.stack([width / 2.0 + f * x_cam / safe, height / 2.0 + f * y_cam / safe], axis=-1)

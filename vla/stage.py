@@ -13,14 +13,14 @@ import json
 import logging
 
 from core import storage
+from core.driving_dataset import camera_index
+from core.edited_clips import EditedVideo, find_edited_videos
 from core.errors import LanepaintError, StorageError, UsageError
 from core.ids import validate_id
 from core.layout import Layout
 from core.manifest import RunManifest
 from core.runner import ItemRunner, RunSummary, StageResult
-from vla.cameras import camera_index
 from vla.config import EvaluateConfig
-from vla.discovery import EditedVideo, find_edited_videos
 from vla.driving_data import DrivingData
 from vla.dual_inference import EvalContext, evaluate_video, is_complete
 from vla.models import load_model

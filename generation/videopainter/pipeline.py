@@ -1,0 +1,251 @@
+"""VideoPainter image-to-video inpainting on upstream diffusers' CogVideoX I2V pipeline.
+
+``VideoPainterPipeline`` subclasses ``CogVideoXImageToVideoPipeline`` (prompt encoding, image
+latents, rotary embeddings, latent decoding, LoRA loading and CPU offload are upstream's) and adds
+the ``branch`` component and VideoPainter's dual-branch inpainting loop:
+
+- masked video = video * (mask < 0.5) in [-1, 1]; the mask goes to the latent grid with nearest
+  interpolation ([F, H, W] -> [(F-1)/4+1, H/8, W/8]); image latents = the encoded first frame, then
+  zeros; when a first frame is given (FluxFill's edit, or the previous window's result) it replaces
+  frame 0 of the video and its mask is zeroed;
+- per step: the branch sees [noisy latents | masked-video latents | mask], its residuals go into the
+  backbone through ``BranchInjection`` (mask_add: background tokens only); dynamic CFG; the
+  scheduler step (CogVideoXDPMScheduler with trailing spacing); replace_gt re-imposes the original
+  latents, noised to the next timestep, outside the mask;
+- clips longer than ``num_frames``: windows every ``window_stride`` frames (the last one aligned to
+  the clip end); window k>0 takes the previous window's generated frame at its start (original
+  pixels outside the mask, so nothing drifts from window to window) as its first frame; frames
+  covered by several windows are averaged (in pixels, after decoding each window); optional
+  VideoPainterID resampling.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.models import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
+from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import (
+    CogVideoXImageToVideoPipeline,
+    retrieve_latents,
+    retrieve_timesteps,
+)
+from diffusers.schedulers import CogVideoXDDIMScheduler, CogVideoXDPMScheduler
+from diffusers.utils.torch_utils import randn_tensor
+from transformers import T5EncoderModel, T5Tokenizer
+
+from core.logs import progress
+from generation.videopainter.branch import VideoPainterBranch
+from generation.videopainter.hooks import BranchInjection, background_tokens, pooled_token_mask
+from generation.videopainter.id_resampling import ID_ADAPTER, IDResampleState, install_id_resampling
+
+log = logging.getLogger(__name__)
+
+
+def plan_windows(total: int, num_frames: int, stride: int) -> list[int]:
+    """Start frames of the windows covering ``total`` frames (the last one ends at the clip end)."""
+    if total < num_frames:
+        raise ValueError(f"clip has {total} frames, fewer than one window of {num_frames}")
+    starts = list(range(0, total - num_frames + 1, stride))
+    if starts[-1] != total - num_frames:
+        starts.append(total - num_frames)
+    return starts
+
+
+def dynamic_guidance_scale(guidance_scale: float, timestep: float, num_inference_steps: int) -> float:
+    """Upstream CogVideoX's (and VideoPainter's) dynamic CFG, evaluated exactly as they do: at the
+    timestep value ``t`` (0..999), not the step index. Kept as is for parity with their results."""
+    return 1 + guidance_scale * (
+        (1 - math.cos(math.pi * ((num_inference_steps - timestep) / num_inference_steps) ** 5.0)) / 2)
+
+
+@dataclass
+class VideoPainterOutput:
+    frames: np.ndarray                      # [T, H, W, 3] uint8 at the model resolution
+    windows: list[tuple[int, int]] = field(default_factory=list)
+    id_resampling: bool = False
+
+
+class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
+    """CogVideoX-5b-I2V + VideoPainter context encoder, for video inpainting (see module doc)."""
+
+    # The branch runs every step next to the transformer: like a ControlNet it stays out of the
+    # offload chain (upstream's "text_encoder->transformer->vae"), so with CPU offload it is moved to
+    # the GPU once on first use instead of swapping with the transformer at every step.
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+
+    def __init__(self, tokenizer: T5Tokenizer, text_encoder: T5EncoderModel, vae: AutoencoderKLCogVideoX,
+                 transformer: CogVideoXTransformer3DModel,
+                 scheduler: CogVideoXDDIMScheduler | CogVideoXDPMScheduler, branch: VideoPainterBranch):
+        super().__init__(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                         scheduler=scheduler)
+        self.register_modules(branch=branch)
+        self.id_state: IDResampleState | None = None
+
+    # ---- VideoPainterID -----------------------------------------------------------------------
+    def enable_id_resampling(self) -> None:
+        """Install the ID-resampling processors (call after loading the VideoPainterID LoRA)."""
+        self.id_state = install_id_resampling(self.transformer)
+
+    def _use_id_resampling(self, multi_window: bool) -> bool:
+        if self.id_state is None:
+            return False
+        self.id_state.reset()
+        has_adapter = ID_ADAPTER in getattr(self.transformer, "peft_config", {})
+        if has_adapter:  # the LoRA belongs with resampling: off for single-window clips
+            (self.transformer.enable_adapters if multi_window else self.transformer.disable_adapters)()
+        return multi_window
+
+    # ---- conditioning --------------------------------------------------------------------------
+    def encode_video(self, video: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """``[B, 3, F, H, W]`` in [-1, 1] -> scaled latents ``[B, (F-1)/4+1, C, H/8, W/8]``."""
+        latents = retrieve_latents(self.vae.encode(video), generator)
+        return (self.vae_scaling_factor_image * latents).permute(0, 2, 1, 3, 4)
+
+    def latent_mask(self, masks: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, F, H, W]`` (1 = inpaint) -> nearest on the latent grid ``[B, F', 1, h, w]``."""
+        _, _, f, h, w = masks.shape
+        size = ((f - 1) // self.vae_scale_factor_temporal + 1, h // self.vae_scale_factor_spatial,
+                w // self.vae_scale_factor_spatial)
+        return F.interpolate(masks.float(), size=size, mode="nearest").permute(0, 2, 1, 3, 4)
+
+    # ---- one window ------------------------------------------------------------------------------
+    def _denoise_window(self, video: torch.Tensor, masks: torch.Tensor, image: torch.Tensor,
+                        prompt_embeds: torch.Tensor, timesteps: torch.Tensor, num_inference_steps: int,
+                        guidance_scale: float, use_dynamic_cfg: bool, full_strength: bool,
+                        generator: torch.Generator | None, conditioning_scale: float, mask_add: bool,
+                        replace_gt: bool, id_resampling: bool) -> np.ndarray:
+        device, dtype = self._execution_device, prompt_embeds.dtype
+        do_cfg = guidance_scale > 1.0
+        video = video.to(device=device, dtype=dtype)
+        masks = masks.to(device=device, dtype=dtype)
+        height, width = video.shape[-2:]
+        latent_mask = self.latent_mask(masks).to(dtype)
+        video_latents = self.encode_video(video, generator).to(dtype)
+        masked_latents = self.encode_video(video * (masks < 0.5), generator).to(dtype)
+        noise = randn_tensor(video_latents.shape, generator=generator, device=device, dtype=dtype)
+        latents, image_latents = self.prepare_latents(image.to(device=device, dtype=dtype), 1,
+                                                      video_latents.shape[2], video.shape[2], height, width,
+                                                      dtype, device, generator, latents=noise)
+        if not full_strength:
+            latents = self.scheduler.add_noise(video_latents, noise, timesteps[:1])
+        branch_cond = torch.cat([masked_latents, latent_mask], dim=2)
+        keep = background_tokens(latent_mask, self.transformer.config.patch_size) if mask_add else None
+        if do_cfg:
+            branch_cond, image_latents = torch.cat([branch_cond] * 2), torch.cat([image_latents] * 2)
+            keep = torch.cat([keep] * 2) if keep is not None else None
+        rotary = (self._prepare_rotary_positional_embeddings(height, width, latents.size(1), device)
+                  if self.transformer.config.use_rotary_positional_embeddings else None)
+        if id_resampling and self.id_state is not None:
+            pooled = pooled_token_mask(latent_mask, self.transformer.config.patch_size)[0]
+            self.id_state.start_window(torch.nonzero(pooled > 0).flatten())
+        extra_step_kwargs = self.prepare_extra_step_kwargs(generator, 0.0)
+        old_pred_original_sample = None
+        for i, t in enumerate(progress(timesteps, desc="denoise", total=len(timesteps), unit="step")):
+            if id_resampling and self.id_state is not None:
+                self.id_state.recording = i == len(timesteps) - 1
+            model_latents = torch.cat([latents] * 2) if do_cfg else latents
+            model_latents = self.scheduler.scale_model_input(model_latents, t)
+            timestep = t.expand(model_latents.shape[0])
+            samples = self.branch(hidden_states=model_latents, encoder_hidden_states=prompt_embeds,
+                                  branch_cond=branch_cond, timestep=timestep, image_rotary_emb=rotary,
+                                  conditioning_scale=conditioning_scale)
+            model_input = torch.cat([model_latents, image_latents], dim=2)
+            with BranchInjection(self.transformer, samples, keep), self.transformer.cache_context("cond_uncond"):
+                noise_pred = self.transformer(hidden_states=model_input, encoder_hidden_states=prompt_embeds,
+                                              timestep=timestep, image_rotary_emb=rotary, return_dict=False)[0]
+            noise_pred = noise_pred.float()
+            scale = dynamic_guidance_scale(guidance_scale, t.item(), num_inference_steps) if use_dynamic_cfg \
+                else guidance_scale
+            if do_cfg:
+                uncond, cond = noise_pred.chunk(2)
+                noise_pred = uncond + scale * (cond - uncond)
+            if isinstance(self.scheduler, CogVideoXDPMScheduler):
+                latents, old_pred_original_sample = self.scheduler.step(
+                    noise_pred, old_pred_original_sample, t, timesteps[i - 1] if i > 0 else None, latents,
+                    **extra_step_kwargs, return_dict=False)
+            else:
+                latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
+            latents = latents.to(dtype)
+            if replace_gt:  # keep the original outside the mask, at the noise level of the next step
+                target = (self.scheduler.add_noise(video_latents, noise, timesteps[i + 1:i + 2])
+                          if i < len(timesteps) - 1 else video_latents)
+                latents = (1 - latent_mask) * target + latent_mask * latents
+        if id_resampling and self.id_state is not None:
+            self.id_state.finish_window()
+        frames = self.decode_latents(latents)
+        return self.video_processor.postprocess_video(video=frames, output_type="np")[0]
+
+    # ---- whole clip --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(self, video: np.ndarray, masks: np.ndarray, prompt: str, first_frame: np.ndarray | None = None,
+                 negative_prompt: str | None = None, num_frames: int = 49, window_stride: int = 41,
+                 num_inference_steps: int = 50, guidance_scale: float = 6.0, use_dynamic_cfg: bool = True,
+                 strength: float = 1.0, generator: torch.Generator | None = None, conditioning_scale: float = 1.0,
+                 mask_add: bool = True, replace_gt: bool = True) -> VideoPainterOutput:
+        """Inpaint ``video`` ``[T, H, W, 3]`` uint8 where ``masks`` ``[T, H, W]`` is True.
+
+        ``H``/``W`` are the model resolution (720x480 for CogVideoX-5b-I2V), ``T >= num_frames``.
+        ``first_frame`` ``[H, W, 3]`` uint8 (e.g. FluxFill's edit) conditions the first window.
+        """
+        total, height, width = video.shape[:3]
+        if masks.shape != (total, height, width):
+            raise ValueError(f"masks {masks.shape} do not match video {video.shape}")
+        cfg = self.transformer.config
+        if cfg.patch_size_t is not None or cfg.ofs_embed_dim:
+            raise ValueError("VideoPainter's branch is built for CogVideoX 1.0 I2V (5b-I2V); this transformer is "
+                             "CogVideoX 1.5 (temporal patches / ofs embedding)")
+        if cfg.use_learned_positional_embeddings and (
+                height // self.vae_scale_factor_spatial != cfg.sample_height
+                or width // self.vae_scale_factor_spatial != cfg.sample_width):
+            raise ValueError(f"this transformer only works at {cfg.sample_width * self.vae_scale_factor_spatial}x"
+                             f"{cfg.sample_height * self.vae_scale_factor_spatial}, got {width}x{height}")
+        device = self._execution_device
+        starts = plan_windows(total, num_frames, window_stride)
+        id_resampling = self._use_id_resampling(len(starts) > 1)
+        do_cfg = guidance_scale > 1.0
+        prompt_embeds, negative_embeds = self.encode_prompt(
+            prompt=prompt, negative_prompt=negative_prompt, do_classifier_free_guidance=do_cfg,
+            max_sequence_length=cfg.max_text_seq_length, device=device)
+        if do_cfg:
+            prompt_embeds = torch.cat([negative_embeds, prompt_embeds], dim=0)
+        prompt_embeds = prompt_embeds.to(self.transformer.dtype)
+
+        pixels = torch.from_numpy(np.ascontiguousarray(video)).permute(3, 0, 1, 2).float() / 127.5 - 1.0
+        mask_t = torch.from_numpy(np.ascontiguousarray(masks)).float()[None]
+        image = (None if first_frame is None
+                 else torch.from_numpy(np.ascontiguousarray(first_frame)).permute(2, 0, 1).float() / 127.5 - 1.0)
+        acc = np.zeros((total, height, width, 3), np.float64)
+        counts = np.zeros(total, np.float64)
+        previous: tuple[int, np.ndarray] | None = None
+        for start in starts:
+            window = pixels[:, start:start + num_frames].clone()
+            window_masks = mask_t[:, start:start + num_frames].clone()
+            if previous is not None:   # the previous window's frame, with the original outside the mask
+                prev_start, prev_frames = previous
+                generated = torch.from_numpy(prev_frames[start - prev_start]).permute(2, 0, 1).float() * 2.0 - 1.0
+                inside = window_masks[:, 0]
+                image = inside * generated + (1.0 - inside) * window[:, 0]
+            if image is not None:
+                window[:, 0] = image
+                window_masks[:, 0] = 0.0
+                cond = image
+            else:   # no first frame given: condition on the masked first frame, as upstream does
+                cond = window[:, 0] * (window_masks[:, 0] < 0.5)
+            timesteps, steps = retrieve_timesteps(self.scheduler, num_inference_steps, device)
+            timesteps, steps = self.get_timesteps(steps, timesteps, strength, device)
+            frames = self._denoise_window(
+                window[None], window_masks[None], cond[None], prompt_embeds, timesteps, steps, guidance_scale,
+                use_dynamic_cfg, strength >= 1.0, generator, conditioning_scale, mask_add, replace_gt,
+                id_resampling)
+            acc[start:start + num_frames] += frames
+            counts[start:start + num_frames] += 1
+            previous = (start, frames)
+            log.debug("window %d-%d done", start, start + num_frames)
+        self.maybe_free_model_hooks()
+        out = np.clip(np.rint(acc / counts[:, None, None, None] * 255.0), 0, 255).astype(np.uint8)
+        return VideoPainterOutput(out, [(s, s + num_frames) for s in starts], id_resampling)
