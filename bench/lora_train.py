@@ -103,7 +103,7 @@ def cpu_bench(steps: int, repeats: int, rows: int = 8) -> dict[str, float]:
     for _ in range(repeats):
         ours.append(run(True))
         reference.append(run(False))
-    cfg = build_config(LoraTrainConfig, "train-lora", {
+    cfg = build_config(LoraTrainConfig, {
         "data": data, "output": os.path.join(work, "runs"), "profile": "tiny", "max_train_steps": steps,
         "checkpointing_steps": steps, "cache_dir": os.path.join(work, "cache")}, environ={})
     whole = run_train_lora(cfg)

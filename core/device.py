@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,16 @@ def policy_for(capability: tuple[int, int] | None, device: str = "cuda", name: s
     return DevicePolicy(device, "float16", False, capability, name)
 
 
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+DEVICE_HELP = "auto, cpu, cuda or cuda:N"
+
+
+def check_device(value: str | None, flag: str = "--device") -> None:
+    """A usage error unless ``value`` is a device name ``resolve_device`` accepts (None means auto)."""
+    if value is not None and not _DEVICE.fullmatch(value.strip().lower()):
+        raise UsageError(f"{flag} {value!r}: use {DEVICE_HELP}")
+
+
 def resolve_device(requested: str | None = None, profile: str = "full", apply: bool = True) -> DevicePolicy:
     """Pick the device for a model. ``requested``: "auto"/None, "cpu", "cuda" or "cuda:N".
 
@@ -75,8 +86,7 @@ def resolve_device(requested: str | None = None, profile: str = "full", apply: b
         req = "cuda" if (profile != "tiny" and torch.cuda.is_available()) else "cpu"
     if req == "cpu":
         return DevicePolicy("cpu", "float32", False)
-    if not req.startswith("cuda"):
-        raise UsageError(f"unknown device {requested!r}: use auto, cpu, cuda or cuda:N")
+    check_device(req, "device")
     if not torch.cuda.is_available():
         raise UsageError(f"device {requested!r} asked for, but CUDA is not available on this machine")
     index = int(req.split(":", 1)[1]) if ":" in req else torch.cuda.current_device()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeVar
+
+from core.config import Settings, setting
 
 T = TypeVar("T")
 
@@ -14,12 +17,33 @@ _NOISY = ("urllib3", "fsspec", "gcsfs", "google", "asyncio", "httpx", "httpcore"
           "PIL", "matplotlib", "aiohttp", "flyte", "hydra")
 
 
+@dataclass(frozen=True)
+class LogSettings(Settings):
+    SECTION: ClassVar[str] = "logging"
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
+        "INFO", help="logging verbosity (before or after the command)", env="LANEPAINT_LOG_LEVEL", pipeline=False)
+
+
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at emit time (not the one at setup), so a handler set up
-    by one CLI call keeps working after stderr is swapped (tests capturing output, notebooks)."""
+    by one CLI call keeps working after stderr is swapped (tests capturing output, notebooks). While a
+    progress bar is live, a line goes through ``tqdm.write``, which clears the bars, prints the line and
+    draws them again below it: bars and log lines never overwrite each other."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            if getattr(tqdm, "_instances", None):
+                tqdm.write(self.format(record), file=sys.stderr)
+                return
+        except Exception:   # never lose a log line to the progress machinery
+            pass
+        super().emit(record)
 
     @property  # type: ignore[override]
     def stream(self):  # noqa: D401
@@ -33,9 +57,7 @@ class _StderrHandler(logging.StreamHandler):
 def setup_logging(level: str | int = "INFO") -> None:
     """Configure the root logger once for a command-line run (library code only uses loggers)."""
     if isinstance(level, str):
-        level = logging.getLevelName(level.upper())
-        if not isinstance(level, int):
-            level = logging.INFO
+        level = logging.getLevelNamesMapping()[level.upper()]
     root = logging.getLogger()
     if not any(isinstance(h, _StderrHandler) for h in root.handlers):
         handler = _StderrHandler()
@@ -56,6 +78,6 @@ def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, un
     if not progress_enabled():
         yield from iterable
         return
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     yield from tqdm(iterable, desc=desc, total=total, unit=unit, leave=False, dynamic_ncols=True, **kwargs)

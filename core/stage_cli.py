@@ -1,29 +1,24 @@
-"""Pieces every stage command shares: the common flags, and the end-of-run report and exit code."""
+"""Pieces every stage command shares: the end-of-run report and exit code, and the command lines a
+command prints for the next step."""
 
 from __future__ import annotations
 
-import argparse
-import logging
+import shlex
 import sys
+from typing import Any
 
 from core.runner import StageResult
 
-log = logging.getLogger(__name__)
 
-
-def add_common_arguments(parser: argparse.ArgumentParser, run_id_help: str = "run id of this stage run") -> None:
-    """--run-id, --output-root, --profile, --overwrite, --cache-dir, with None meaning "not given"
-    so that environment variables (core.config.ENV_TABLE) can fill them."""
-    parser.add_argument("--run-id", default=None, help=f"{run_id_help} (default run_YYYYMMDD_HHMMSS, or RUN_ID)")
-    parser.add_argument("--output-root", default=None,
-                        help="output root URI: local path or gs://bucket/prefix (default ./outputs, or OUTPUT_ROOT)")
-    parser.add_argument("--profile", choices=["full", "tiny"], default=None,
-                        help="full: real checkpoints on GPU; tiny: random-weight tiny models on CPU "
-                             "(default full, or LANEPAINT_PROFILE)")
-    parser.add_argument("--overwrite", action="store_true", default=None,
-                        help="redo videos whose outputs are already complete (default: skip them)")
-    parser.add_argument("--cache-dir", default=None,
-                        help="local cache for downloaded inputs (default ~/.cache/lanepaint, or LANEPAINT_CACHE_DIR)")
+def command_line(*words: str, **options: Any) -> str:
+    """A shell-quoted command: ``command_line("lanepaint", "edit", data_run_id="r 1")`` ->
+    ``lanepaint edit --data-run-id 'r 1'``. Options with a None or empty value are left out."""
+    parts = [shlex.quote(w) for w in words]
+    for name, value in options.items():
+        if value is None or value == "":
+            continue
+        parts += ["--" + name.replace("_", "-"), shlex.quote(str(value))]
+    return " ".join(parts)
 
 
 def report(result: StageResult, stream=None) -> int:

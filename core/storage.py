@@ -18,11 +18,12 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
-from core.config import read_env
-from core.errors import StorageError
+from core.config import Settings, build_config, setting
+from core.errors import StorageError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,21 @@ def is_local(uri: str) -> bool:
     return scheme(uri) == "local"
 
 
+@dataclass(frozen=True)
+class StorageSettings(Settings):
+    """How gs:// is reached (environment only: storage is set up before any command's flags)."""
+
+    SECTION: ClassVar[str] = "storage"
+
+    emulator_host: str | None = setting(None, help="GCS emulator endpoint (tests, local runs)",
+                                        env="STORAGE_EMULATOR_HOST", flag=None)
+    gcs_token: str | None = setting(None, help="gcsfs token: google_default, anon, cloud, or a JSON key path",
+                                    default_text="anon with an emulator, else google_default",
+                                    env="LANEPAINT_GCS_TOKEN", flag=None, secret=True)
+    gcs_project: str | None = setting(None, help="GCP project for gs:// access", env="GOOGLE_CLOUD_PROJECT",
+                                      flag=None)
+
+
 def local_path(uri: str) -> str:
     """The filesystem path of a local URI."""
     if scheme(uri) != "local":
@@ -68,12 +84,12 @@ def _gcs() -> Any:
             os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
             import gcsfs
 
-            emulator = read_env("STORAGE_EMULATOR_HOST")
-            token = read_env("LANEPAINT_GCS_TOKEN") or ("anon" if emulator else None)
+            settings = build_config(StorageSettings)
+            emulator = settings.emulator_host
+            token = settings.gcs_token or ("anon" if emulator else None)
             kwargs: dict[str, Any] = {"token": token, "use_listings_cache": False}
-            project = read_env("GOOGLE_CLOUD_PROJECT")
-            if project:
-                kwargs["project"] = project
+            if settings.gcs_project:
+                kwargs["project"] = settings.gcs_project
             if emulator:
                 kwargs["endpoint_url"] = emulator if "://" in emulator else f"http://{emulator}"
             _gcs_fs = gcsfs.GCSFileSystem(**kwargs)
@@ -102,6 +118,30 @@ def filesystem(uri: str) -> tuple[Any, str]:
     import fsspec
 
     return fsspec.filesystem("memory"), "/" + body.strip("/")
+
+
+def check_output_root(root: str) -> None:
+    """A usage error (nothing written) unless ``root`` is a usable output location: a known scheme, and
+    locally a folder (or a path that can become one) that is writable."""
+    if not isinstance(root, str) or not root.strip():
+        raise UsageError("--output-root must not be empty")
+    try:
+        kind = scheme(root)
+        filesystem(root)
+    except StorageError as exc:
+        raise UsageError(f"bad output root {root!r}: {exc}") from None
+    if kind != "local":
+        return
+    path = os.path.abspath(local_path(root))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"bad output root {root!r}: it is a file, not a folder")
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"bad output root {root!r}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"bad output root {root!r}: {existing} is not writable")
 
 
 def _to_uri(kind_uri: str, path: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 from core import storage
 from core.device import tiny_cpu_threads, torch_threads
-from core.errors import LanepaintError, StorageError, UsageError
+from core.errors import LanepaintError, UsageError
 from core.layout import Layout
 from core.manifest import RunManifest
 from core.runner import FAILED, OK, ItemRunner, RunSummary, StageResult, Timings
@@ -48,10 +48,7 @@ class EditItem:
 
 def _check_inputs(cfg: EditConfig) -> tuple[Layout, list[str]]:
     """Run-level checks, before anything is written: storage root, LoRA paths, stage-1 output."""
-    try:
-        storage.scheme(cfg.output_root)
-    except StorageError as exc:
-        raise UsageError(str(exc)) from None
+    storage.check_output_root(cfg.output_root)
     check_lora_path(cfg.img_inpainting_lora_path)   # local, gs:// or memory://; a run folder or a checkpoint
     if cfg.id_lora_path and not os.path.exists(cfg.id_lora_path):
         raise UsageError(f"--id-lora-path {cfg.id_lora_path}: no such file or folder")

@@ -1,7 +1,9 @@
 """The ``lanepaint`` command: one entry point, a subcommand per stage or tool.
 
-Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
-only the chosen one is imported, so ``lanepaint --help`` and the light commands never import torch.
+Each subcommand lives in its own module exposing ``add_arguments(parser)``, ``run(args) -> int`` and
+``EXAMPLES``; only the chosen one is imported, so ``lanepaint --help`` and the light commands never
+import torch. Every subcommand takes ``--config FILE`` (a YAML or TOML file with one section per
+command, ``core.config_file``) and ``--log-level`` (also before the subcommand).
 Exit codes: 0 success, 1 some item failed (or the run failed), 2 bad usage, 130 interrupted.
 """
 
@@ -10,94 +12,154 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from core import __version__
-from core.config import read_env
+from core.config_cli import help_text
 from core.errors import LanepaintError, UsageError
-from core.logs import setup_logging
 
 log = logging.getLogger("lanepaint")
 
-# name -> (module, one-line help). Add a row when a stage or tool lands.
+# command words -> (module, one-line help). Add a row when a stage or tool lands.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("orchestrator.demo", "run the tiny pipeline end to end on a synthetic clip (CPU, about a minute)"),
-    "synth": ("synthetic.cli", "write synthetic driving clips with exact ground-truth road masks"),
-    "env": ("orchestrator.env_cli", "list the environment variables lanepaint reads"),
+    "run": ("orchestrator.run_cli", "the pipeline as one Flyte DAG run in this process: stages 1-3, or 12, 23, "
+                                    "... (--stages)"),
     "segment": ("segmentation.cli", "stage 1: SAM2 road masks for driving videos, in VideoPainter's input format"),
-    "edit": ("generation.cli", "stage 2: repaint lane markings in a segmentation run's clips (FluxFill + VideoPainter)"),
-    "dataset": ("training.dataset_cli", "lane datasets: generate (SAM2 masks + VLM lane captions) or filter by attributes"),
-    "train-lora": ("training.train_cli", "fine-tune a FluxFill LoRA on a lane dataset (stage 2 loads it with --img-inpainting-lora-path)"),
+    "edit": ("generation.cli", "stage 2: repaint lane markings in a segmentation run's clips (FluxFill + "
+                               "VideoPainter)"),
     "evaluate": ("vla.cli", "stage 3: driving model (Alpamayo-R1 or baseline) on original vs edited clips, minADE"),
-    "run": ("orchestrator.run_cli", "the pipeline as one Flyte DAG run in this process: stages 1-3, or 12, 23, ... (--stages)"),
     "render": ("vla.render_cli", "overlay and comparison videos from stage 3's *_vis_data.npz files"),
+    "dataset generate": ("training.dataset_generate_cli", "lane dataset: images, SAM2 road masks and VLM lane "
+                                                          "captions (train.csv)"),
+    "dataset filter": ("training.dataset_filter_cli", "a new lane dataset with the rows matching lane attributes"),
+    "train-lora": ("training.train_cli", "fine-tune a FluxFill LoRA on a lane dataset (stage 2 loads it with "
+                                         "--img-inpainting-lora-path)"),
+    "synth": ("synthetic.cli", "write synthetic driving clips with exact ground-truth road masks"),
+    "config show": ("orchestrator.config_show", "print every resolved setting and where its value came from"),
+    "env": ("orchestrator.env_cli", "list the environment variables lanepaint reads"),
 }
+GROUPS = {"dataset": "lane datasets: generate (SAM2 masks + VLM captions) or filter by lane attributes",
+          "config": "the resolved settings (defaults < --config file < environment < flags)"}
 
-EPILOG = """exit codes: 0 success, 1 an item or the run failed (see the summary), 2 bad usage.
-Run `lanepaint <command> --help` for the options of one command."""
+EPILOG = """exit codes: 0 success, 1 an item or the run failed (see the summary), 2 bad usage (nothing written).
+Run `lanepaint <command> --help` for the options of one command, with examples."""
 
 
-_VALUE_OPTIONS = ("--log-level",)  # top-level options that take a value
-
-
-def _command_in(argv: Sequence[str]) -> str | None:
-    """The subcommand named in argv: the first word that is neither an option nor an option's value."""
+def _command_in(argv: Sequence[str]) -> tuple[str, ...]:
+    """The command words in argv (``("dataset", "generate")``), skipping options and option values."""
+    words: list[str] = []
     skip_next = False
     for arg in argv:
         if skip_next:
             skip_next = False
             continue
-        if arg in _VALUE_OPTIONS:
+        if arg in ("--log-level", "--config"):
             skip_next = True
             continue
-        if not arg.startswith("-"):
-            return arg if arg in COMMANDS else None
-    return None
+        if arg.startswith("-"):
+            if words:
+                break
+            continue
+        candidate = " ".join([*words, arg])
+        if candidate in COMMANDS or any(name.startswith(candidate + " ") for name in COMMANDS):
+            words.append(arg)
+            if candidate in COMMANDS:
+                break
+        else:
+            break
+    return tuple(words)
+
+
+def _add_common(parser: argparse.ArgumentParser, top: bool) -> None:
+    """--log-level (top level and every command; the command's copy does not reset the top one) and
+    --config (every command)."""
+    from core.logs import LogSettings
+
+    field = next(f for f in LogSettings.__dataclass_fields__.values() if f.name == "log_level")
+    parser.add_argument("--log-level", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        default=None if top else argparse.SUPPRESS, help=help_text(LogSettings, field))
+    if not top:
+        parser.add_argument("--config", metavar="FILE", default=None,
+                            help="settings file (.yaml/.toml) with one section per command, e.g. segment:, "
+                                 "edit:, run: (lanepaint config show --config FILE prints what it resolves to)")
 
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lanepaint",
-        description="Repaint lane markings in driving videos and measure how a driving model reacts.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+        prog="lanepaint", description="Repaint lane markings in driving videos and measure how a driving model "
+        "reacts.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"lanepaint {__version__}")
-    parser.add_argument("--log-level", default=(read_env("LANEPAINT_LOG_LEVEL") or "INFO").upper(),
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="logging verbosity (default INFO, or LANEPAINT_LOG_LEVEL)")
-    sub = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
-    chosen = _command_in(argv)
-    for name, (module_name, help_text) in COMMANDS.items():
-        cmd = sub.add_parser(name, help=help_text, description=help_text,
-                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_common(parser, top=True)
+    chosen = " ".join(_command_in(argv))
+    subparsers = {(): parser.add_subparsers(dest="command", metavar="<command>", title="commands")}
+    nodes: dict[tuple[str, ...], argparse.ArgumentParser] = {}
+    for name, (module_name, help_line) in COMMANDS.items():
+        words = tuple(name.split())
+        for depth in range(1, len(words)):      # group parsers, e.g. `lanepaint dataset`
+            group = words[:depth]
+            if group not in nodes:
+                nodes[group] = subparsers[group[:-1]].add_parser(
+                    group[-1], help=GROUPS[" ".join(group)], description=GROUPS[" ".join(group)])
+                subparsers[group] = nodes[group].add_subparsers(dest=f"command_{depth}", metavar="<subcommand>",
+                                                                required=True)
+        cmd = subparsers[words[:-1]].add_parser(words[-1], help=help_line, description=help_line,
+                                                formatter_class=argparse.RawDescriptionHelpFormatter)
+        cmd.set_defaults(_command=name)
         if name == chosen:
             module = importlib.import_module(module_name)
             module.add_arguments(cmd)
+            cmd.epilog = getattr(module, "EXAMPLES", None)
+            if len(cmd._actions) > 30:     # argparse would list every option in the usage line
+                cmd.usage = f"lanepaint {name} [options]   (every option below; --config FILE for a settings file)"
             cmd.set_defaults(_module=module)
+        _add_common(cmd, top=False)
     return parser
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    """Load the --config file (every section checked), then set up logging from flag < env < file."""
+    from core.config import build_config
+    from core.config_file import load_config_file
+    from core.logs import LogSettings, setup_logging
+
+    config_file = None
+    if getattr(args, "config", None):
+        from orchestrator.settings_registry import file_sections
+
+        config_file = load_config_file(args.config)
+        config_file.check_sections(file_sections())
+    args.config_file = config_file
+    level = build_config(LogSettings, {"log_level": args.log_level},
+                         file=config_file.values_for(LogSettings) if config_file else None).log_level
+    setup_logging(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
+    name = getattr(args, "_command", None)
+    if not name or not hasattr(args, "_module"):
         parser.print_help()
         return 2
-    setup_logging(args.log_level)
     try:
+        _prepare(args)
         return int(args._module.run(args) or 0)
     except UsageError as exc:
-        print(f"lanepaint {args.command}: error: {exc}", file=sys.stderr)
+        print(f"lanepaint {name}: error: {exc}", file=sys.stderr)
         return 2
     except LanepaintError as exc:
-        print(f"lanepaint {args.command}: failed: {exc}", file=sys.stderr)
+        print(f"lanepaint {name}: failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"lanepaint {args.command}: interrupted", file=sys.stderr)
+        print(f"lanepaint {name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # `lanepaint env | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ and the attribute name (``entry_point`` assigns both).
 
 from __future__ import annotations
 
-from orchestrator.flyte_tasks import STAGE_ENVS, driver_environment, entry_point
+from orchestrator.flyte_tasks import ENVS, STAGE_ENVS, driver_environment, entry_point
 
 driver = driver_environment("lanepaint_driver", depends_on=list(STAGE_ENVS))
 
@@ -28,12 +28,12 @@ ENTRY_POINTS = {"master_pipeline": master_pipeline, "sam2_only": sam2_only, "sam
 
 # One stage alone, deployable without the rest of the DAG: each driver depends only on its stage's
 # environments, e.g. `flyte deploy workflow_master.py segment_driver`.
-segment_driver = driver_environment("lanepaint_segmentation_workflow", depends_on=list(STAGE_ENVS[0:2]))
+segment_driver = driver_environment("lanepaint_segmentation_workflow", depends_on=list(ENVS["segment"]))
 segment_workflow = entry_point(segment_driver, "segment_workflow", __name__, "1",
                                "Stage 1 alone: SAM2 road masks of `inputs`, in VideoPainter's input format.")
-edit_driver = driver_environment("lanepaint_generation_workflow", depends_on=list(STAGE_ENVS[2:4]))
+edit_driver = driver_environment("lanepaint_generation_workflow", depends_on=list(ENVS["edit"]))
 edit_workflow = entry_point(edit_driver, "edit_workflow", __name__, "2",
                             "Stage 2 alone: repaint the lanes of segmentation run `data_run_id`'s clips.")
-evaluate_driver = driver_environment("lanepaint_vla_workflow", depends_on=list(STAGE_ENVS[4:6]))
+evaluate_driver = driver_environment("lanepaint_vla_workflow", depends_on=list(ENVS["evaluate"]))
 evaluate_workflow = entry_point(evaluate_driver, "evaluate_workflow", __name__, "3",
                                 "Stage 3 alone: evaluate the edited clips under `video_data`.")

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+from core.config import Settings, output_root_setting, run_id_setting, setting
+from core.config_cli import add_settings_arguments, config_from_args
 from core.errors import LanepaintError, UsageError
-from core.ids import new_run_id, validate_id
+from core.ids import new_run_id
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +40,33 @@ class DemoState:
     exit_code: int = 0
 
 
+@dataclass(frozen=True)
+class DemoConfig(Settings):
+    """``lanepaint demo``: where it writes and the synthetic clip it makes."""
+
+    SECTION: ClassVar[str] = "demo"
+
+    output_root: str = output_root_setting()
+    run_id: str | None = run_id_setting("run id of every stage of the demo")
+    seconds: float = setting(6.5, help="length of the synthetic clip (>= 6.125 s gives the 49 frames at 8 fps "
+                             "VideoPainter needs)")
+    size: str = setting("320x192", help="frame size WxH of the synthetic clip")
+
+    def validate(self) -> None:
+        _parse_size(self.size)
+        if not (math.isfinite(self.seconds) and self.seconds > 0):
+            raise UsageError(f"--seconds {self.seconds}: must be > 0")
+
+
+EXAMPLES = """\
+examples:
+  lanepaint demo                                  # outputs/ in the checkout
+  lanepaint demo --output-root /tmp/lanepaint-demo --run-id demo1
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output-root", default="outputs", help="where every stage writes (local path or gs://)")
-    parser.add_argument("--run-id", default=None, help="run id (default run_YYYYMMDD_HHMMSS)")
-    parser.add_argument("--seconds", type=float, default=6.5,
-                        help="length of the synthetic clip (>= 6.125 s gives the 49 frames at 8 fps VideoPainter needs)")
-    parser.add_argument("--size", default="320x192", help="frame size WxH of the synthetic clip")
+    add_settings_arguments(parser, DemoConfig)
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -49,6 +74,8 @@ def _parse_size(text: str) -> tuple[int, int]:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise UsageError(f"--size {text!r}: expected WxH, e.g. 320x192") from None
+    if width < 32 or height < 32:
+        raise UsageError(f"--size {text!r}: at least 32x32")
     return width, height
 
 
@@ -91,7 +118,7 @@ def _segment(state: DemoState) -> str:
 
 def _edit(state: DemoState) -> str:
     try:
-        report = _run_stage(state, "edit", "2", data_run_id=state.run_id, instructions=DEMO_INSTRUCTIONS)
+        report = _run_stage(state, "edit", "2", data_run_id=state.run_id, edit_instructions=DEMO_INSTRUCTIONS)
     except UsageError as exc:       # stage 1 wrote nothing to edit
         return f"skipped: {exc}"
     return (f"{len(report.ok)} edited, {len(report.skipped)} already done, {len(report.failed)} failed "
@@ -105,8 +132,8 @@ def _evaluate(state: DemoState) -> str:
         return "skipped: no stage-2 output"
     if dataset is None:
         return "skipped: no synthetic driving dataset"
-    report = _run_stage(state, "evaluate", "3", video_data=edit.run_uri, alpamayo_model="constant-velocity",
-                        dataset_dir=dataset.cache_dir)
+    report = _run_stage(state, "evaluate", "3", video_data=edit.run_uri, evaluate_model="constant-velocity",
+                        evaluate_dataset_dir=dataset.cache_dir)
     return (f"{len(report.ok) + len(report.skipped)} clip(s) evaluated, {len(report.failed)} failed "
             f"(constant-velocity baseline); report {report.extra.get('report_uri', '')}")
 
@@ -120,10 +147,10 @@ STEPS: tuple[tuple[str, Callable[[DemoState], str]], ...] = (
 
 
 def run(args: argparse.Namespace) -> int:
-    run_id = validate_id(args.run_id or new_run_id(), "run id")
-    state = DemoState(output_root=args.output_root, run_id=run_id, seconds=args.seconds,
-                      size=_parse_size(args.size))
-    log.info("demo run %s: tiny profile (random weights) on CPU; outputs under %s", run_id, args.output_root)
+    cfg = config_from_args(DemoConfig, args)
+    run_id = cfg.run_id or new_run_id()
+    state = DemoState(output_root=cfg.output_root, run_id=run_id, seconds=cfg.seconds, size=_parse_size(cfg.size))
+    log.info("demo run %s: tiny profile (random weights) on CPU; outputs under %s", run_id, cfg.output_root)
     start = time.perf_counter()
     rows = []
     for name, step in STEPS:

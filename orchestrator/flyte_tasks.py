@@ -1,18 +1,17 @@
-"""The Flyte 2 side of the pipeline, built once and used by ``workflow_master.py`` and the
-per-stage workflows (``segmentation/workflow.py``, ``generation/workflow.py``, ``vla/workflow.py``).
+"""The Flyte 2 side of the pipeline, built once from the stage specs and used by ``orchestrator.dag``.
 
-- One ``TaskEnvironment`` per stage with its own image and GPU request (``DeploySettings``, from the
-  ``deploy`` rows of ``core.config.ENV_TABLE``), holding the stage's shard task (retries for
-  transient errors, cache keyed by the shard's config and ``cache_version``); a CPU environment on
-  the same image holds its finalize task (manifest and run reports after every shard).
+- Per stage (``orchestrator.plan.STAGES``): a ``TaskEnvironment`` with the stage's image and GPU request
+  (``orchestrator.deploy.DeploySettings``) holding its shard task ``<prefix>_shard`` (retries for transient
+  errors, cache keyed by the shard's config and ``cache_version``), and a CPU environment on the same
+  image holding its finalize task ``<prefix>_finalize`` (manifest and run reports after every shard).
 - ``run_stage``: ``flyte.map`` over the stage's shards (bounded concurrency,
   ``return_exceptions=False``: per-video failures are recorded inside the shard, so a raised error
   is a real task failure), then finalize. Locally ``flyte.map`` runs the shards one after another.
-- ``entry_point``: builds an entry task whose parameters come from ``orchestrator.plan.PARAMS``, so the
-  master and every partial forward the same options under the same names.
+- ``entry_point``: builds an entry task whose parameters are the request fields and the stage options
+  (``orchestrator.plan``), so the master and every partial forward the same options under the same names.
 - ``run_local``: one in-process local run (``flyte.init()`` + ``with_runcontext(mode="local")``).
 
-Imports flyte and core only: stage code is imported inside the task bodies.
+Stage code is imported inside the task bodies (through ``StageSpec.run``).
 """
 
 from __future__ import annotations
@@ -26,99 +25,50 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import flyte
 import flyte.errors
 
-from core import __version__
-from core.config import build_config
+from core.config import build_config, strip_optional, type_hints
 from core.errors import LanepaintError, UsageError
+from core.stage_spec import StageSpec
+from orchestrator.deploy import DeploySettings
 from orchestrator.plan import (
-    PARAMS,
-    PipelineResult,
+    OPTIONS,
+    REQUEST_FIELDS,
+    STAGES,
+    PipelineRequest,
     StagePlan,
-    StageReport,
     next_command,
     plan,
     request_from,
 )
+from orchestrator.results import PipelineResult, StageReport
 from orchestrator.shards import finalize, run_shard, shard_configs
 
 log = logging.getLogger(__name__)
 
-# per stage: (image name, CPU, memory) of its GPU task
-STAGE_IMAGES = {"segment": ("segmentation", "8", "32Gi"), "edit": ("generation", "12", "160Gi"),
-                "evaluate": ("vla", "8", "96Gi")}
-
-
-@dataclass(frozen=True)
-class DeploySettings:
-    """Images and resources of the DAG's environments (environment section ``deploy``)."""
-
-    registry: str = ""
-    image_tag: str = "latest"
-    orchestrator_image: str = ""
-    segmentation_image: str = ""
-    generation_image: str = ""
-    vla_image: str = ""
-    gpu: str = "A100_80G:1"
-    cpu: str = ""
-    memory: str = ""
-    retries: int = 2
-    cache_version: str = f"lanepaint-{__version__}"
-
-    def __post_init__(self) -> None:
-        if self.retries < 0:
-            raise UsageError(f"LANEPAINT_RETRIES must be >= 0, got {self.retries}")
-        if not self.image_tag or not self.cache_version:
-            raise UsageError("LANEPAINT_IMAGE_TAG and LANEPAINT_CACHE_VERSION must not be empty")
-        try:
-            flyte.Resources(gpu=self.gpu_request)
-        except (TypeError, ValueError):
-            raise UsageError(f"LANEPAINT_GPU={self.gpu!r}: not a Flyte GPU request; use <type>:<count>, e.g. "
-                             "A100_80G:1, H100:1, L4:1, or none") from None
-
-    @property
-    def gpu_request(self) -> str | None:
-        return None if self.gpu.strip().lower() in ("", "none", "0") else self.gpu.strip()
-
-    def image(self, name: str) -> str:
-        """``<registry>/lanepaint-<name>:<tag>`` unless the full name is configured."""
-        explicit = getattr(self, f"{name}_image")
-        if explicit:
-            return explicit
-        base = f"lanepaint-{name}:{self.image_tag}"
-        return f"{self.registry.rstrip('/')}/{base}" if self.registry else base
-
-
-SETTINGS = build_config(DeploySettings, "deploy")
+SETTINGS = build_config(DeploySettings)
 RETRIES = flyte.RetryStrategy(count=SETTINGS.retries, backoff=flyte.Backoff(
     base=timedelta(seconds=15), factor=2.0, cap=timedelta(minutes=5)))
+CLUSTER_CONCURRENCY = 4   # shards at a time on a cluster when the request leaves concurrency at 0
 CACHE = flyte.Cache(behavior="override", version_override=SETTINGS.cache_version)
 
 
-def _stage_env(stage: str) -> tuple[flyte.TaskEnvironment, flyte.TaskEnvironment]:
+def _stage_envs(spec: StageSpec) -> tuple[flyte.TaskEnvironment, flyte.TaskEnvironment]:
     """(GPU environment of the stage's shards, CPU environment of its finalize task), same image."""
-    name, cpu, memory = STAGE_IMAGES[stage]
-    image = SETTINGS.image(name)
+    image = SETTINGS.image(spec.image)
     env = flyte.TaskEnvironment(
-        name=f"lanepaint_{name}", image=image, cache=CACHE,
-        resources=flyte.Resources(cpu=SETTINGS.cpu or cpu, memory=SETTINGS.memory or memory,
+        name=f"lanepaint_{spec.image}", image=image, cache=CACHE,
+        resources=flyte.Resources(cpu=SETTINGS.cpu or spec.cpu, memory=SETTINGS.memory or spec.memory,
                                   gpu=SETTINGS.gpu_request),
-        description=f"lanepaint stage {stage}: one shard of videos per task, models loaded once")
+        description=f"lanepaint stage {spec.number} ({spec.title}): one shard of videos per task, models loaded once")
     report_env = flyte.TaskEnvironment(
-        name=f"lanepaint_{name}_report", image=image, resources=flyte.Resources(cpu="2", memory="8Gi"),
-        description=f"lanepaint stage {stage}: run manifest and reports after every shard")
+        name=f"lanepaint_{spec.image}_report", image=image, resources=flyte.Resources(cpu="2", memory="8Gi"),
+        description=f"lanepaint stage {spec.number}: run manifest and reports after every shard")
     return env, report_env
-
-
-SEGMENT_ENV, SEGMENT_REPORT_ENV = _stage_env("segment")
-EDIT_ENV, EDIT_REPORT_ENV = _stage_env("edit")
-EVALUATE_ENV, EVALUATE_REPORT_ENV = _stage_env("evaluate")
-STAGE_ENVS = (SEGMENT_ENV, SEGMENT_REPORT_ENV, EDIT_ENV, EDIT_REPORT_ENV, EVALUATE_ENV, EVALUATE_REPORT_ENV)
 
 
 def _guard(fn: Callable[[], StageReport]) -> StageReport:
@@ -129,63 +79,50 @@ def _guard(fn: Callable[[], StageReport]) -> StageReport:
         raise flyte.errors.NonRecoverableError(str(exc)) from None
 
 
-@SEGMENT_ENV.task(retries=RETRIES)
-async def sam2_shard(config_json: str) -> StageReport:
-    """Stage 1 (SAM2) on one shard of videos; the model loads once for the shard."""
-    from segmentation.stage import run_segment
-
-    return _guard(lambda: run_shard("segment", config_json, run_segment))
-
-
-@EDIT_ENV.task(retries=RETRIES)
-async def vp_shard(config_json: str) -> StageReport:
-    """Stage 2 (FluxFill + VideoPainter) on one shard of videos; the models load once for the shard."""
-    from generation.stage import run_edit
-
-    return _guard(lambda: run_shard("edit", config_json, run_edit))
+def _named(fn: Any, name: str, doc: str) -> Any:
+    """Give a generated task function the module-level name Flyte loads it by (assigned below)."""
+    fn.__name__ = fn.__qualname__ = name
+    fn.__module__ = __name__
+    fn.__doc__ = doc
+    return fn
 
 
-@EVALUATE_ENV.task(retries=RETRIES)
-async def alpamayo_shard(config_json: str) -> StageReport:
-    """Stage 3 (Alpamayo-R1 or the baseline) on one shard of edited clips; the model loads once."""
-    from vla.stage import run_evaluate
+def _stage_tasks(spec: StageSpec) -> tuple[Any, Any]:
+    env, report_env = ENVS[spec.name]
 
-    return _guard(lambda: run_shard("evaluate", config_json, run_evaluate))
+    async def shard(config_json: str) -> StageReport:
+        return _guard(lambda: run_shard(spec.name, config_json))
 
+    async def finish(config_json: str, shards: list[StageReport]) -> StageReport:
+        return _guard(lambda: finalize(spec.name, config_json, shards))
 
-@SEGMENT_REPORT_ENV.task(retries=RETRIES)
-async def sam2_finalize(config_json: str, shards: list[StageReport]) -> StageReport:
-    """Stage 1's manifest.json from every shard's item records."""
-    return _guard(lambda: finalize("segment", config_json, shards))
-
-
-@EDIT_REPORT_ENV.task(retries=RETRIES)
-async def vp_finalize(config_json: str, shards: list[StageReport]) -> StageReport:
-    """Stage 2's manifest.json and per-instruction reports over every shard."""
-    return _guard(lambda: finalize("edit", config_json, shards))
+    shard_task = env.task(retries=RETRIES)(_named(
+        shard, f"{spec.task_prefix}_shard",
+        f"Stage {spec.number} ({spec.title}) on one shard of videos; the models load once for the shard."))
+    finish_task = report_env.task(retries=RETRIES)(_named(
+        finish, f"{spec.task_prefix}_finalize", f"Stage {spec.number}'s manifest and run reports over every shard."))
+    return shard_task, finish_task
 
 
-@EVALUATE_REPORT_ENV.task(retries=RETRIES)
-async def alpamayo_finalize(config_json: str, shards: list[StageReport]) -> StageReport:
-    """Stage 3's manifest.json and run report (minADE deltas) over every shard."""
-    return _guard(lambda: finalize("evaluate", config_json, shards))
-
-
-TASKS = {"segment": (sam2_shard, sam2_finalize), "edit": (vp_shard, vp_finalize),
-         "evaluate": (alpamayo_shard, alpamayo_finalize)}
-NOTHING_TO_DO = {"segment": "no input videos", "edit": "no segmentation output to edit",
-                 "evaluate": "no edited clips to evaluate"}
+ENVS = {spec.name: _stage_envs(spec) for spec in STAGES}
+STAGE_ENVS = tuple(env for pair in ENVS.values() for env in pair)
+TASKS = {spec.name: _stage_tasks(spec) for spec in STAGES}
+for _shard_task, _finish_task in TASKS.values():   # module attributes: Flyte loads tasks by module and name
+    globals()[_shard_task.func.__name__] = _shard_task
+    globals()[_finish_task.func.__name__] = _finish_task
 
 
 async def run_stage(stage: StagePlan, concurrency: int, videos_per_shard: int = 0) -> StageReport:
     """Map the stage's shard task over its shards, then finalize the run."""
     shard_task, finalize_task = TASKS[stage.spec.name]
     start = time.perf_counter()
+    local = getattr(flyte.ctx(), "mode", "local") == "local"
+    concurrency = concurrency or (1 if local else CLUSTER_CONCURRENCY)
     configs = shard_configs(stage, concurrency, videos_per_shard)
     if not configs:
         return StageReport(stage=stage.spec.name, run_id=stage.config["run_id"], run_uri=stage.run_uri,
-                           note=f"skipped: {NOTHING_TO_DO[stage.spec.name]}")
-    local = getattr(flyte.ctx(), "mode", "local") == "local"
+                           note=f"skipped: nothing to do ({stage.spec.describe_input(stage.config)} has no items)",
+                           number=stage.spec.number)
     log.info("stage %s: %d shard(s), %s", stage.spec.number, len(configs),
              "one after another (Flyte local mode)" if local else f"at most {concurrency} at a time")
     reports = [r async for r in flyte.map.aio(shard_task, configs, group_name=f"{stage.spec.name}_shards",
@@ -211,26 +148,36 @@ async def run_pipeline(values: Mapping[str, Any]) -> PipelineResult:
 
 # ---- entry points -----------------------------------------------------------------------------
 _REQUIRED = inspect.Parameter.empty
-COMMON_PARAMS: tuple[tuple[str, Any, Any], ...] = (
-    ("run_id", str, _REQUIRED), ("output_root", str | None, None), ("profile", str | None, None),
-    ("overwrite", bool, False), ("cache_dir", str | None, None), ("concurrency", int, 4),
-    ("videos_per_shard", int, 0),
-)
+
+
+def _param_type(tp: Any) -> Any:
+    """The Flyte parameter type of a config field: tuples travel as lists, choices as text; None = not given."""
+    inner, _ = strip_optional(tp)
+    if get_origin(inner) is Literal:
+        inner = str
+    elif get_origin(inner) is tuple:
+        inner = list[get_args(inner)[0]]   # type: ignore[misc, valid-type]
+    return inner | None
 
 
 def entry_params(stages: str | None) -> list[tuple[str, Any, Any]]:
-    """(name, type, default) of an entry point running ``stages`` (None: any, chosen by ``stages``)."""
+    """(name, type, default) of an entry point running ``stages`` (None: any, chosen by ``stages``).
+
+    The request's fields (``run_id`` required; ``stages`` only when the entry point chooses; each stage's
+    input field only when that stage can start the run), then every option of the stages it runs."""
     run = stages or "123"
-    params = list(COMMON_PARAMS)
-    if stages is None:
-        params.append(("stages", str, "123"))
-    if "1" in run:
-        params.append(("inputs", list[str] | None, None))
-    if "2" in run and (stages is None or "1" not in run):
-        params.append(("data_run_id", str | None, None))
-    if "3" in run and (stages is None or "2" not in run):
-        params.append(("video_data", str | None, None))
-    params += [(p.name, p.type | None, None) for p in PARAMS if p.stage in run]
+    hints = type_hints(PipelineRequest)
+    starts = {spec.input_field for spec in STAGES if spec.number in run
+              and (stages is None or spec.input_from_previous is None or str(int(spec.number) - 1) not in run)}
+    inputs = {spec.input_field for spec in STAGES}
+    params: list[tuple[str, Any, Any]] = [("run_id", str, _REQUIRED)]
+    for name in REQUEST_FIELDS:
+        if name == "run_id" or (name == "stages" and stages is not None) or (name in inputs and name not in starts):
+            continue
+        params.append((name, _param_type(hints[name]), None))
+    for name, (spec, field_name) in OPTIONS.items():
+        if spec.number in run:
+            params.append((name, _param_type(type_hints(spec.config)[field_name]), None))
     return params
 
 

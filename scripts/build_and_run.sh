@@ -22,7 +22,8 @@
 #   FLYTE_CONFIG     Flyte config file (default: flyte's own lookup); FLYTE_PROJECT, FLYTE_DOMAIN
 #   LOCAL=1          run each stage in its image on this machine's GPU (docker compose) instead of Flyte
 #   PYTHON           python with this project installed (default .venv/bin/python, else python3)
-#   SAM2_*, VP_*, ALPAMAYO_*, LLM_MODEL_SIZE, QWEN_VRAM_RESERVE_GIB, PAI_DATASET_*: forwarded to every stage
+#   LANEPAINT_SEGMENT_*, LANEPAINT_EDIT_*, LANEPAINT_EVALUATE_* (and their older names SAM2_*, VP_*, ALPAMAYO_*,
+#                    LLM_MODEL_SIZE, QWEN_VRAM_RESERVE_GIB, PAI_DATASET_*): forwarded to every stage
 #                    (`lanepaint env` lists them). HF_TOKEN is never forwarded as a run variable: give it to
 #                    the cluster as a secret, or to docker compose from your shell.
 #
@@ -134,7 +135,7 @@ done
 FORWARD=()
 while IFS= read -r name; do
     FORWARD+=("$name=${!name}")
-done < <(compgen -e | grep -E '^(SAM2_|VP_|ALPAMAYO_|PAI_DATASET_)|^(LLM_MODEL_SIZE|QWEN_VRAM_RESERVE_GIB|HF_HUB_OFFLINE|LANEPAINT_CACHE_DIR)$' \
+done < <(compgen -e | grep -E '^(SAM2_|VP_|ALPAMAYO_|PAI_DATASET_|LANEPAINT_(SEGMENT|EDIT|EVALUATE)_)|^(LLM_MODEL_SIZE|QWEN_VRAM_RESERVE_GIB|HF_HUB_OFFLINE|LANEPAINT_CACHE_DIR)$' \
          | grep -viE 'TOKEN|SECRET|PASSWORD|KEY' | sort)
 
 # ---- plan ---------------------------------------------------------------------------------------

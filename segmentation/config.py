@@ -1,19 +1,28 @@
 """Configuration of stage 1 (``lanepaint segment``): one frozen dataclass, stdlib only.
 
-Values come from defaults < environment (``core.config.ENV_TABLE``, section ``segment``) <
-command line, through ``core.config.build_config(SegmentConfig, "segment", cli_values)``.
+Values come from defaults < config file < environment < command line (``core.config``).
 """
 
 from __future__ import annotations
 
-import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
+from core.config import (
+    Profile,
+    Settings,
+    cache_dir_setting,
+    output_root_setting,
+    overwrite_setting,
+    profile_setting,
+    require,
+    run_id_setting,
+    setting,
+)
+from core.device import check_device
 from core.errors import UsageError
-from core.ids import validate_id
-
-SECTION = "segment"
+from core.stage_cli import command_line
 
 # --model sizes -> Hugging Face hub ids of the SAM2.1 checkpoints (full profile)
 MODEL_HUB_IDS = {
@@ -30,81 +39,81 @@ MODEL_CONFIGS = {
     "large": "configs/sam2.1/sam2.1_hiera_l.yaml",
 }
 TINY_SEED = 4
-PROMPTS = ("points6", "points9", "box")
-DIRECTIONS = ("forward", "backward")
 
 
 @dataclass(frozen=True)
-class SegmentConfig:
-    """Everything one ``run_segment`` call needs.
+class SegmentConfig(Settings):
+    """Everything one ``run_segment`` call needs (``lanepaint segment``).
 
-    ``inputs``: local paths, ``file://``, ``gs://``, ``memory://`` or ``chunks://`` URIs of videos.
-    ``run_id``: None means a fresh ``run_YYYYMMDD_HHMMSS`` (the CLI fills it before starting).
-    ``window``: frames per SAM2 inference state; longer clips are cut into windows that overlap by
-    one frame, each seeded with the previous window's mask, so memory stays bounded (0: no limit).
-    ``reprompt_every``: also prompt every N frames (0: only the first frame of the direction).
-    ``tiny_seed``: torch seed for the random weights of the tiny profile. The default 4 is a seed
-    whose random object-score head does not answer "no object" on every frame: with seeds 0, 1, 3,
-    6, 8, 9, 14, 15 every tiny mask is empty (see README, Stage 1). Its masks are still meaningless.
-    ``workers``: threads for image resizing, mask cleanup and PNG writing (0: one per CPU, max 8).
+    ``window``: frames per SAM2 inference state; longer clips are cut into windows that overlap by one
+    frame, each seeded with the previous window's mask, so memory stays bounded (0: no limit).
+    ``tiny_seed``: the default 4 is a seed whose random object-score head does not answer "no object"
+    on every frame: with seeds 0, 1, 3, 6, 8, 9, 14, 15 every tiny mask is empty (README, Stage 1).
     """
 
-    inputs: tuple[str, ...] = ()
-    run_id: str | None = None
-    output_root: str = "outputs"
-    profile: Literal["full", "tiny"] = "full"
-    model: Literal["tiny", "small", "base_plus", "large"] = "large"
-    checkpoint: str | None = None
-    model_config: str | None = None
-    max_frames: int = 150
-    fps: float = 8.0
-    prompt: Literal["points6", "points9", "box"] = "points6"
-    reprompt_every: int = 0
-    direction: Literal["forward", "backward"] = "forward"
-    window: int = 160
-    overwrite: bool = False
-    cache_dir: str | None = None
-    device: str | None = None
-    vos_optimized: bool = False
-    offload_video_to_cpu: bool = True
-    offload_state_to_cpu: bool = False
-    tiny_seed: int = TINY_SEED
-    workers: int = 0
-    caption: str = ""
+    SECTION: ClassVar[str] = "segment"
+    RETIRED_ENV: ClassVar[Mapping[str, str]] = {
+        name: "give the chunk range in the input URI: --input 'chunks://bucket/prefix?start=N&end=M&per_chunk=K'"
+        for name in ("SAM2_CHUNK_START", "SAM2_CHUNK_END", "SAM2_FILES_PER_CHUNK")}
 
-    def __post_init__(self) -> None:
-        if self.run_id is not None:
-            validate_id(self.run_id, "run id")
-        if not isinstance(self.output_root, str) or not self.output_root.strip():
-            raise UsageError("output root must not be empty")
-        if self.profile not in ("full", "tiny"):
-            raise UsageError(f"profile {self.profile!r}: use full or tiny")
-        if self.model not in MODEL_HUB_IDS:
-            raise UsageError(f"model {self.model!r}: use one of {', '.join(MODEL_HUB_IDS)}")
+    inputs: tuple[str, ...] = setting(
+        (), help="videos: local paths, gs:// URIs or chunks://bucket/prefix?start=..&end=.. (repeatable)",
+        flag="--input", nargs="+", metavar="URI", env=None, pipeline=False)
+    run_id: str | None = run_id_setting("run id of this segmentation run (stage 2 reads it as --data-run-id)")
+    output_root: str = output_root_setting()
+    profile: Profile = profile_setting()
+    overwrite: bool = overwrite_setting()
+    cache_dir: str | None = cache_dir_setting()
+    model: Literal["tiny", "small", "base_plus", "large"] = setting(
+        "large", help="SAM2.1 size of the full profile", aliases=("SAM2_MODEL",), group="model")
+    checkpoint: str | None = setting(
+        None, help="local SAM2 checkpoint (.pt path or URI) instead of the hub download",
+        aliases=("SAM2_CHECKPOINT",), group="model")
+    model_config: str | None = setting(
+        None, help="packaged sam2 config for --checkpoint, e.g. configs/sam2.1/sam2.1_hiera_l.yaml",
+        default_text="the one of --model", aliases=("SAM2_CONFIG",), group="model")
+    tiny_seed: int = setting(TINY_SEED, help="seed of the tiny profile's random weights", group="model")
+    max_frames: int = setting(150, help="frames per video after resampling", aliases=("SAM2_MAX_FRAMES",),
+                              group="frames")
+    fps: float = setting(8.0, help="resampling frame rate (VideoPainter's rate)", aliases=("SAM2_FPS",),
+                         group="frames")
+    prompt: Literal["points6", "points9", "box"] = setting(
+        "points6", help="prompt strategy: 6 or 9 positive points on the lower frame, or a box",
+        aliases=("SAM2_PROMPT",), group="prompting")
+    reprompt_every: int = setting(0, help="prompt again every N frames to stop drift (0: first frame only)",
+                                  aliases=("SAM2_REPROMPT_EVERY",), group="prompting")
+    direction: Literal["forward", "backward"] = setting(
+        "forward", help="propagate from the first frame forward, or from the last frame backward",
+        aliases=("SAM2_DIRECTION",), group="prompting")
+    window: int = setting(160, help="frames per SAM2 state; longer clips run in windows seeded by the previous "
+                          "mask (0: no limit)", aliases=("SAM2_WINDOW",), group="memory and device")
+    device: str | None = setting(None, help="auto, cpu, cuda or cuda:N", default_text="auto",
+                                 aliases=("SAM2_DEVICE",), group="memory and device")
+    vos_optimized: bool = setting(False, help="torch.compile SAM2 (GPU only; slow first video, faster after)",
+                                  aliases=("SAM2_VOS_OPTIMIZED",), group="memory and device")
+    offload_video_to_cpu: bool = setting(True, help="keep the resized frames in CPU memory",
+                                         aliases=("SAM2_OFFLOAD_VIDEO",), group="memory and device")
+    offload_state_to_cpu: bool = setting(False, help="keep SAM2's memory bank in CPU memory (less GPU memory, "
+                                         "a bit slower)", aliases=("SAM2_OFFLOAD_STATE",), group="memory and device")
+    workers: int = setting(0, help="threads for resizing, cleanup and writing (0: one per CPU, at most 8)",
+                           group="memory and device")
+    caption: str = setting("", help="caption written into VideoPainter's meta.csv", group="frames")
+
+    def validate(self) -> None:
         if self.model_config is not None and self.checkpoint is None:
             raise UsageError("--model-config needs --checkpoint (a local checkpoint file)")
-        if self.max_frames < 1:
-            raise UsageError(f"max_frames must be >= 1, got {self.max_frames}")
-        if not self.fps > 0:
-            raise UsageError(f"fps must be > 0, got {self.fps}")
-        if self.prompt not in PROMPTS:
-            raise UsageError(f"prompt {self.prompt!r}: use one of {', '.join(PROMPTS)}")
-        if self.direction not in DIRECTIONS:
-            raise UsageError(f"direction {self.direction!r}: use forward or backward")
-        if self.reprompt_every < 0:
-            raise UsageError(f"reprompt_every must be >= 0, got {self.reprompt_every}")
-        if self.window != 0 and self.window < 2:
-            raise UsageError(f"window must be 0 (no limit) or >= 2 frames, got {self.window}")
-        if self.workers < 0:
-            raise UsageError(f"workers must be >= 0, got {self.workers}")
-        if self.vos_optimized and self.profile == "tiny":
-            raise UsageError("vos_optimized (torch.compile) is for the full profile on a GPU")
-        if self.device is not None and self.device.strip().lower() not in ("auto", "cpu") \
-                and not self.device.strip().lower().startswith("cuda"):
-            raise UsageError(f"device {self.device!r}: use auto, cpu, cuda or cuda:N")
+        require((
+            (self.max_frames >= 1, f"--max-frames must be >= 1, got {self.max_frames}"),
+            (self.fps > 0, f"--fps must be > 0, got {self.fps}"),
+            (self.reprompt_every >= 0, f"--reprompt-every must be >= 0, got {self.reprompt_every}"),
+            (self.window == 0 or self.window >= 2, f"--window must be 0 (no limit) or >= 2 frames, got {self.window}"),
+            (self.workers >= 0, f"--workers must be >= 0, got {self.workers}"),
+            (not (self.vos_optimized and self.profile == "tiny"),
+             "--vos-optimized (torch.compile) is for the full profile on a GPU"),
+        ))
+        check_device(self.device, "--device")
 
 
 def edit_command(run_id: str, output_root: str, profile: str) -> str:
     """The command that runs stage 2 on this run's VideoPainter hand-off."""
-    return " ".join(["lanepaint", "edit", "--data-run-id", shlex.quote(run_id),
-                     "--output-root", shlex.quote(output_root), "--profile", shlex.quote(profile)])
+    return command_line("lanepaint", "edit", data_run_id=run_id, output_root=output_root, profile=profile)

@@ -18,7 +18,7 @@ from typing import Any
 from core import storage, videoio
 from core.chunks import expand_inputs
 from core.device import memory_snapshot, resolve_device
-from core.errors import LanepaintError, StorageError, UsageError
+from core.errors import LanepaintError, UsageError
 from core.ids import new_run_id, validate_id
 from core.layout import Layout
 from core.manifest import RunManifest
@@ -68,27 +68,6 @@ def plan_items(videos: list[str]) -> list[VideoItem]:
         seen[vid] = uri
         items.append(VideoItem(uri, vid))
     return items
-
-
-def check_output_root(root: str) -> None:
-    """A usage error (nothing written) unless ``root`` is a usable output location."""
-    try:
-        kind = storage.scheme(root)
-        storage.filesystem(root)
-    except StorageError as exc:
-        raise UsageError(f"bad output root {root!r}: {exc}") from None
-    if kind != "local":
-        return
-    path = os.path.abspath(storage.local_path(root))
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise UsageError(f"bad output root {root!r}: it is a file, not a folder")
-    existing = path
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise UsageError(f"bad output root {root!r}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"bad output root {root!r}: {existing} is not writable")
 
 
 class _Segment:
@@ -143,7 +122,7 @@ def run_segment(cfg: SegmentConfig) -> StageResult:
     run_id = cfg.run_id or new_run_id()
     cfg = dataclasses.replace(cfg, run_id=run_id)
     root = cfg.output_root
-    check_output_root(root)
+    storage.check_output_root(root)
     if not cfg.inputs:
         raise UsageError("no inputs: give at least one --input (path, gs:// or chunks:// URI)")
     layout = Layout(root)

@@ -90,5 +90,5 @@ def test_config_validation_and_filter_naming():
         "gs://b/ds__double_yellow_any"
     assert DatasetFilterConfig(input="/d/ds", require_clear_road=True).output_uri() == "/d/ds__any_any_any_clearroad"
     assert DatasetFilterConfig(input="/d/ds", output="/e/x").output_uri() == "/e/x"
-    with pytest.raises(UsageError, match="--color 'red': use any or one of white, yellow, mixed, unknown"):
+    with pytest.raises(UsageError, match="--color 'red': use one of white, yellow, mixed, unknown, any"):
         DatasetFilterConfig(input="/d/ds", color="red")

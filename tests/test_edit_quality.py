@@ -253,10 +253,10 @@ def test_unload_after_use_frees_qwen_before_each_video_pass(stage1, monkeypatch)
     assert side["iterations"] == 2 and side["verdict"] == FAIL and side["judge"]["compliance"]["checked"] == 1
 
 
-def test_cli_flags_reach_the_config():
+def test_cli_flags_reach_the_config(monkeypatch):
     import argparse
 
-    from core.config import build_config
+    from core.config_cli import config_from_args
     from generation import cli
 
     parser = argparse.ArgumentParser()
@@ -265,13 +265,14 @@ def test_cli_flags_reach_the_config():
                               "--caption-refine-iters", "3", "--caption-refine-temperature", "0",
                               "--compliance-frames", "0", "--unload-qwen-after-use", "--qwen-vram-reserve-gib", "12",
                               "--no-metrics", "--qwen-device", "cpu", "--clip-score-model", "org/clip"])
-    cfg = build_config(EditConfig, "edit", {name: getattr(args, name) for name in cli.FIELDS}, environ={})
+    cfg = config_from_args(EditConfig, args)
     assert (cfg.judge, cfg.metrics, cfg.qwen_model, cfg.qwen_device) == (False, False, "72B", "cpu")
     assert (cfg.caption_refine_iters, cfg.caption_refine_temperature, cfg.compliance_frames) == (3, 0.0, 0)
     assert (cfg.unload_qwen_after_use, cfg.qwen_vram_reserve_gib, cfg.clip_score_model) == (True, 12.0, "org/clip")
-    plain = build_config(EditConfig, "edit", {name: getattr(parser.parse_args(["--data-run-id", "s"]), name)
-                                              for name in cli.FIELDS}, environ={"VP_JUDGE": "0"})
+    monkeypatch.setenv("VP_JUDGE", "0")
+    plain = config_from_args(EditConfig, parser.parse_args(["--data-run-id", "s"]))
     assert plain.judge is False and plain.metrics is True and plain.caption_refine_iters == 10
+    assert config_from_args(EditConfig, parser.parse_args(["--data-run-id", "s", "--judge"])).judge is True
 
 
 @pytest.mark.gpu

@@ -178,7 +178,7 @@ def test_bad_lora_path_is_a_usage_error_before_anything_is_written(tmp_path, sce
     ({"caption_refine_temperature": -0.1}, "--caption-refine-temperature must be >= 0"),
     ({"compliance_frames": -1}, "--compliance-frames must be >= 0"),
     ({"qwen_vram_reserve_gib": -2.0}, "--qwen-vram-reserve-gib must be >= 0"),
-    ({"profile": "full", "qwen_model": "13B"}, "--qwen-model (LLM_MODEL_SIZE): Qwen model '13B'"),
+    ({"profile": "full", "qwen_model": "13B"}, "--qwen-model: Qwen model '13B'"),
 ])
 def test_bad_config_is_a_one_line_usage_error(changes, message):
     values = {"data_run_id": "seg", "run_id": "e1", "profile": "tiny"} | changes
@@ -188,9 +188,11 @@ def test_bad_config_is_a_one_line_usage_error(changes, message):
 
 
 def test_environment_fills_the_config_and_flags_win():
-    env = {"VP_DILATE_SIZE": "12", "VP_KEEP_MASKED_PIXELS": "false", "VP_SEED": "7", "DATA_RUN_ID": "seg1",
-           "VP_INSTRUCTIONS": "lane double white solid", "VP_VIDEO_IDS": "a_1,b_2", "LANEPAINT_PROFILE": "tiny"}
-    cfg = build_config(EditConfig, "edit", {"seed": "9", "run_id": "r1"}, environ=env)
+    env = {"VP_DILATE_SIZE": "12", "LANEPAINT_EDIT_KEEP_MASKED_PIXELS": "false", "VP_SEED": "7",
+           "VIDEO_EDITING_INSTRUCTIONS": "lane double white solid", "VP_VIDEO_IDS": "a_1,b_2",
+           "LANEPAINT_PROFILE": "tiny", "DATA_RUN_ID": "ignored: a generic name the library does not read"}
+    cfg = build_config(EditConfig, {"seed": "9", "run_id": "r1", "data_run_id": "seg1"}, environ=env)
+    assert cfg.instructions == "lane double white solid"
     assert (cfg.dilate_size, cfg.keep_masked_pixels, cfg.seed, cfg.data_run_id) == (12, False, 9, "seg1")
     assert cfg.video_ids == ("a_1", "b_2") and cfg.profile == "tiny"
     assert (cfg.num_inference_steps, cfg.model_size, cfg.guidance_scale, cfg.mask_feather) == (2, (96, 64), 6.0, 8)

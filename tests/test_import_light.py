@@ -92,7 +92,7 @@ def test_cli_help_works_with_torch_blocked():
                                            ("dataset generate", "--start-index"),
                                            ("dataset filter", "--require-clear-road"),
                                            ("train-lora", "--resume-from-checkpoint"),
-                                           ("run", "--sam2-max-frames"), ("synth", "--av-dataset")])
+                                           ("run", "--segment-max-frames"), ("run", "--evaluate-num-traj-samples"), ("synth", "--av-dataset"), ("config show", "SECTION")])
 def test_stage_help_works_with_torch_blocked(command, flag):
     out = _run(BLOCK_HEAVY + "import sys\nfrom orchestrator.cli import main\n"
                f"try:\n    main({command.split()!r} + ['--help'])\nexcept SystemExit as e:\n    print('exit', e.code)")

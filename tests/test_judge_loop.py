@@ -175,15 +175,16 @@ def test_env_rows_fill_the_edit_config_fields():
     from core.config import build_config
     from generation.config import EditConfig
 
-    base = {"DATA_RUN_ID": "seg1", "RUN_ID": "r1"}
-    cfg = build_config(EditConfig, "edit", {}, environ=base)
+    base = {"RUN_ID": "ignored", "LANEPAINT_PROFILE": "full"}
+    given = {"data_run_id": "seg1", "run_id": "r1"}
+    cfg = build_config(EditConfig, given, environ=base)
     assert (cfg.judge, cfg.qwen_model, cfg.unload_qwen_after_use, cfg.qwen_vram_reserve_gib) == (True, "7B", False, 0.0)
     assert (cfg.caption_refine_iters, cfg.caption_refine_temperature, cfg.compliance_frames, cfg.metrics) == \
         (10, 0.1, 4, True)
     env = base | {"LLM_MODEL_SIZE": "72B", "VP_UNLOAD_QWEN_AFTER_USE": "1", "QWEN_VRAM_RESERVE_GIB": "24",
                   "VP_CAPTION_REFINE_ITERS": "3", "VP_CAPTION_REFINE_TEMPERATURE": "0", "VP_COMPLIANCE_FRAMES": "0",
                   "VP_JUDGE": "0", "VP_METRICS": "false", "VP_QWEN_DEVICE": "cpu"}
-    cfg = build_config(EditConfig, "edit", {"caption_refine_iters": 5}, environ=env)
+    cfg = build_config(EditConfig, given | {"caption_refine_iters": 5}, environ=env)
     assert (cfg.qwen_model, cfg.unload_qwen_after_use, cfg.qwen_vram_reserve_gib, cfg.qwen_device) == \
         ("72B", True, 24.0, "cpu")
     assert (cfg.caption_refine_iters, cfg.caption_refine_temperature, cfg.compliance_frames) == (5, 0.0, 0)

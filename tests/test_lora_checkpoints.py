@@ -119,10 +119,10 @@ def test_resume_resolution(tmp_path):
 
 
 def test_config_defaults_and_one_line_errors():
-    cfg = build_config(LoraTrainConfig, "train-lora", {"data": "d", "output": "o", "profile": "tiny"}, environ={})
+    cfg = build_config(LoraTrainConfig, {"data": "d", "output": "o", "profile": "tiny"}, environ={})
     assert (cfg.resolution, cfg.max_sequence_length, cfg.alpha, cfg.rank) == (64, 32, 128.0, 128)
     assert cfg.target_modules == ("to_k", "to_q", "to_v", "to_out.0") and cfg.gradient_accumulation == 4
-    full = build_config(LoraTrainConfig, "train-lora", {"data": "d", "output": "o", "target_modules": "to_q,to_v"},
+    full = build_config(LoraTrainConfig, {"data": "d", "output": "o", "target_modules": "to_q,to_v"},
                         environ={"LORA_RANK": "16", "LORA_MAX_TRAIN_STEPS": "7"})
     assert (full.resolution, full.rank, full.alpha, full.max_train_steps, full.target_modules) == \
         (1024, 16, 16.0, 7, ("to_q", "to_v"))
@@ -130,7 +130,7 @@ def test_config_defaults_and_one_line_errors():
                             ({"data": "d", "output": "o", "run_name": "a/b"}, "invalid run name"),
                             ({"data": "d", "output": "o", "target_modules": "to q"}, "--target-modules entry")):
         with pytest.raises(UsageError, match=message):
-            build_config(LoraTrainConfig, "train-lora", values, environ={})
+            build_config(LoraTrainConfig, values, environ={})
 
 
 BLOCKED = """

@@ -1,7 +1,6 @@
 """Planning a pipeline run: stage order, option forwarding, usage errors before anything is written,
 shards, entry-point signatures, and one-line failures through the local DAG. No models loaded."""
 
-import dataclasses
 import json
 import logging
 import os
@@ -9,35 +8,43 @@ import time
 
 import pytest
 
+from core.config import build_config, setting_of, settings_fields
 from core.errors import UsageError
 from orchestrator.cli import main
 from orchestrator.plan import (
-    PARAM_BY_NAME,
-    PARAMS,
+    OPTIONS,
+    SHARED_FIELDS,
     STAGES,
     PipelineRequest,
-    PipelineResult,
-    StageReport,
-    load,
     next_command,
     normalise_stages,
     plan,
     request_from,
 )
+from orchestrator.results import PipelineResult, StageReport
 from orchestrator.shards import shard_configs, split
 
-# a valid, non-default value for every forwarded option
+# valid, non-default values of options of every type (int, float, str, bool, choice, tuple, optional)
 VALUES = {
-    "sam2_max_frames": 33, "sam2_fps": 5.0, "sam2_model": "small", "sam2_checkpoint": "/ckpt/sam2.pt",
-    "sam2_prompt": "box", "sam2_reprompt_every": 5, "sam2_window": 40,
-    "instructions": "lane double white solid", "qwen_model": "72B", "judge": True, "caption_refine_iters": 3,
-    "caption_refine_temperature": 0.3, "compliance_frames": 2, "unload_qwen_after_use": True,
-    "qwen_vram_reserve_gib": 6.5, "vp_num_inference_steps": 9, "vp_guidance_scale": 4.5, "vp_strength": 0.8,
-    "vp_seed": 7, "vp_dilate_size": 5, "vp_mask_feather": 3, "vp_keep_masked_pixels": False,
-    "vp_img_inpainting_lora_path": "/lora.safetensors", "vp_img_inpainting_lora_scale": 0.7, "vp_max_frames": 57,
-    "alpamayo_model": "constant-velocity", "alpamayo_model_path": "/models/ar1", "alpamayo_num_traj_samples": 3,
-    "alpamayo_video_name": "clipa.camera_front_wide_120fov", "dataset_dir": "/data/hf", "dataset_revision": "a" * 40,
+    "segment_max_frames": 33, "segment_fps": 5.0, "segment_model": "small", "segment_checkpoint": "/ckpt/sam2.pt",
+    "segment_prompt": "box", "segment_window": 40, "segment_offload_state_to_cpu": True,
+    "edit_instructions": "lane double white solid", "edit_qwen_model": "72B", "edit_judge": False,
+    "edit_strength": 0.8, "edit_seed": 7, "edit_keep_masked_pixels": False, "edit_video_ids": ["v1", "v2"],
+    "edit_img_inpainting_lora_scale": 0.7, "edit_num_frames": 33, "edit_window_stride": 30, "edit_reserve_gb": 8.0,
+    "evaluate_model": "constant-velocity", "evaluate_num_traj_samples": 3, "evaluate_dataset_revision": "a" * 40,
+    "evaluate_cameras": ["camera_front_wide_120fov"], "evaluate_t0_offset_s": 1.5, "evaluate_render": False,
 }
+
+
+def test_every_stage_setting_is_an_option_of_the_run():
+    """Every field a stage config declares is reachable from `lanepaint run` and the entry points, except
+    what the request itself fills (run id, output root, profile, ...) and the stage's input."""
+    for spec in STAGES:
+        expected = {f"{spec.name}_{f.name}" for f in settings_fields(spec.config)
+                    if f.name not in SHARED_FIELDS and f.name != spec.input_field}
+        assert expected == {name for name, (s, _) in OPTIONS.items() if s is spec}, spec.name
+        for f in settings_fields(spec.config):
+            assert setting_of(f).help, f"{spec.name}.{f.name} has no help"
 
 
 def _request(tmp_path, **changes) -> PipelineRequest:
@@ -57,33 +64,38 @@ def test_non_contiguous_or_unknown_stages_are_usage_errors(text):
         normalise_stages(text)
 
 
-def test_every_option_reaches_its_stage_config(tmp_path, caplog):
-    assert set(VALUES) == set(PARAM_BY_NAME), "give the new option a test value"
-    with caplog.at_level(logging.WARNING, logger="orchestrator.plan"):
-        the_plan = plan(_request(tmp_path), VALUES, environ={})
-    for param in PARAMS:
-        spec = STAGES[param.stage]
-        config = the_plan.stage(spec.name).config
-        if param.field in {f.name for f in dataclasses.fields(load(spec.config))}:
-            assert config[param.field] == VALUES[param.name], param.name
-        else:       # an option the installed stage does not declare yet is dropped, with a warning
-            assert param.field not in config and f"{param.name}: this {spec.name} stage has no" in caplog.text
+def test_options_reach_their_stage_config(tmp_path):
+    the_plan = plan(_request(tmp_path), VALUES, environ={})
+    for name, value in VALUES.items():
+        spec, field = OPTIONS[name]
+        assert the_plan.stage(spec.name).config[field] == value, name
     edit = the_plan.stage("edit").config
     assert edit["data_run_id"] == "r1" and edit["run_id"] == "r1" and edit["profile"] == "tiny"
     assert the_plan.stage("evaluate").config["video_data"] == os.path.join(str(tmp_path / "out"), "vp", "r1")
     assert the_plan.stage("segment").config["inputs"] == ["a/clip_0001.mp4"]
+    # the resolved options rebuild the same configs with no environment at all
+    for stage in the_plan.stages:
+        rebuilt = build_config(stage.spec.config, stage.config, environ={})
+        assert {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(rebuilt).items()} == stage.config
+    assert the_plan.options()["edit_seed"] == 7 and the_plan.options()["segment_fps"] == 5.0
 
 
-def test_environment_fills_what_is_not_given_and_options_win(tmp_path):
-    environ = {"SAM2_WINDOW": "80", "VP_STRENGTH": "0.5", "RUN_ID": "env_run", "DATA_RUN_ID": "seg0",
-               "LANEPAINT_CONCURRENCY": "3", "OUTPUT_ROOT": str(tmp_path / "env_out")}
-    request, options = request_from({"run_id": None, "stages": "12", "inputs": ["x/clip_0001.mp4"],
-                                     "vp_strength": 0.9, "sam2_fps": None}, environ)
-    assert (request.run_id, request.data_run_id, request.concurrency) == ("env_run", "seg0", 3)
-    assert request.output_root == str(tmp_path / "env_out") and options == {"vp_strength": 0.9}
-    the_plan = plan(request, options, environ)
-    assert the_plan.stage("segment").config["window"] == 80
-    assert the_plan.stage("edit").config["strength"] == 0.9
+def test_defaults_file_environment_and_options_in_order(tmp_path):
+    from core.config_file import load_config_file
+
+    config = tmp_path / "run.yaml"
+    config.write_text(f"run:\n  output-root: {tmp_path / 'file_out'}\n  stages: '12'\n"
+                      "segment:\n  window: 50\n  fps: 3\nedit:\n  strength: 0.4\n  seed: 3\n")
+    file = load_config_file(str(config))
+    environ = {"SAM2_WINDOW": "80", "VP_STRENGTH": "0.5", "RUN_ID": "env_run", "LANEPAINT_CONCURRENCY": "3"}
+    request, options = request_from({"run_id": "r5", "inputs": ["x/clip_0001.mp4"], "edit_strength": 0.9,
+                                     "segment_fps": None}, file, environ)
+    assert (request.run_id, request.stages, request.concurrency) == ("r5", "12", 3)
+    assert request.output_root == str(tmp_path / "file_out") and options == {"edit_strength": 0.9}
+    the_plan = plan(request, options, file, environ)
+    segment, edit = the_plan.stage("segment").config, the_plan.stage("edit").config
+    assert (segment["window"], segment["fps"]) == (80, 3.0)      # environment over file; file over default
+    assert (edit["strength"], edit["seed"]) == (0.9, 3)           # option over environment
 
 
 def _vp_data(root, run, videos):
@@ -101,10 +113,10 @@ def _edited(root, run, folder, vid):
     ({"stages": "23"}, {}, "stage 2 without stage 1 needs --data-run-id"),
     ({"stages": "2", "data_run_id": "nope"}, {}, "no segmentation output for run nope"),
     ({"stages": "3"}, {}, "not found (expected stage 2's vp/<run_id> folder"),
-    ({"stages": "12", "inputs": ()}, {}, "stage 1 needs videos"),
+    ({"stages": "12", "inputs": ()}, {}, "stage 1 needs --input (stage 1 videos"),
     ({"output_root": "s3://bucket/x"}, {}, "bad output root"),
-    ({}, {"sam2_model": "huge"}, "--model='huge': expected one of tiny, small"),
-    ({}, {"vp_strength": 1.5}, "--strength must be in (0, 1]"),
+    ({}, {"segment_model": "huge"}, "--model='huge': expected one of tiny, small"),
+    ({}, {"edit_strength": 1.5}, "--strength must be in (0, 1]"),
     ({}, {"frobnicate": 1}, "unknown option(s): frobnicate"),
 ])
 def test_bad_runs_are_usage_errors_before_anything_is_written(tmp_path, changes, options, message):
@@ -127,9 +139,9 @@ def test_cli_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     root = tmp_path / "out"
     _vp_data(str(root), "s1", ["clip_0001"])
     code = main(["run", "--dry-run", "--stages", "23", "--run-id", "e1", "--data-run-id", "s1", "--output-root",
-                 str(root), "--profile", "tiny", "--vp-strength", "0.5"])
+                 str(root), "--profile", "tiny", "--edit-strength", "0.5"])
     out = capsys.readouterr().out
-    assert code == 0 and "run e1: stages 23, profile tiny" in out and "concurrency 1" in out
+    assert code == 0 and "run e1: stages 23, profile tiny" in out and "concurrency auto" in out
     assert "2 edit     FluxFill + VideoPainter editing: segmentation run s1 -> " in out
     assert f"edited clips under {root / 'vp' / 'e1'}" in out
     assert sorted(os.listdir(root)) == ["preprocessed_data_vp"]
@@ -162,7 +174,7 @@ def test_shards_of_each_stage(tmp_path):
             _edited(root, "r1", folder, vid)
     evaluate = plan(_request(tmp_path, stages="3"), environ={}).stage("evaluate")
     assert [json.loads(c)["video_name"] for c in shard_configs(evaluate, 2)] == ["v1,v2", "v3"]
-    chosen = plan(_request(tmp_path, stages="3"), {"alpamayo_video_name": "v3,v1"}, environ={}).stage("evaluate")
+    chosen = plan(_request(tmp_path, stages="3"), {"evaluate_video_name": "v3,v1"}, environ={}).stage("evaluate")
     assert [json.loads(c)["video_name"] for c in shard_configs(chosen, 4)] == ["v1", "v3"]
 
 
@@ -174,13 +186,13 @@ def test_entry_points_forward_their_stages_options():
     def params(task):
         return list(inspect.signature(task.func).parameters)
 
-    stage_params = {s: {p.name for p in PARAMS if p.stage == s} for s in "123"}
+    stage_params = {spec.number: {n for n, (s, _) in OPTIONS.items() if s is spec} for spec in STAGES}
     master = params(wm.master_pipeline)
-    assert master[0] == "run_id" and set(master) >= set(PARAM_BY_NAME) | {"stages", "inputs", "data_run_id",
-                                                                            "video_data", "concurrency"}
+    assert master[0] == "run_id" and set(master) >= set(OPTIONS) | {"stages", "inputs", "data_run_id",
+                                                                     "video_data", "concurrency"}
     expected = {"sam2_only": "1", "sam2_vp": "12", "vp_only": "2", "vp_alpamayo": "23", "alpamayo_only": "3"}
     for name, stages in expected.items():
-        got = set(params(wm.ENTRY_POINTS[name])) & set(PARAM_BY_NAME)
+        got = set(params(wm.ENTRY_POINTS[name])) & set(OPTIONS)
         assert got == set().union(*(stage_params[s] for s in stages)), name
     assert "inputs" in params(wm.sam2_vp) and "data_run_id" not in params(wm.sam2_vp)
     assert "data_run_id" in params(wm.vp_alpamayo) and "video_data" not in params(wm.vp_alpamayo)
@@ -194,8 +206,8 @@ def test_results_give_exit_codes_and_the_next_command(tmp_path):
     assert result.exit_code == 1 and PipelineResult("r1", "1", "out", [ok]).exit_code == 0
     lines = "\n".join(result.lines())
     assert "FAILED f/b: b: missing meta.csv" in lines and "in 2 shard(s)" in lines
-    assert "--data-run-id r1" in next_command(_request(tmp_path, stages="1"))
-    assert "--stages 3" in next_command(_request(tmp_path, stages="12"))
+    assert "--stages 23 --run-id r1 --data-run-id r1" in next_command(_request(tmp_path, stages="1"))
+    assert "--stages 3 --run-id r1 --video-data " in next_command(_request(tmp_path, stages="12"))
     assert next_command(_request(tmp_path)) == ""
 
 
@@ -206,7 +218,7 @@ def test_a_failure_inside_the_dag_is_one_line_and_not_retried(tmp_path, capsys, 
     _edited(root, "r1", "lane_a", "clip_0001.camera_front_wide_120fov")
     start = time.perf_counter()
     code = main(["run", "--stages", "3", "--run-id", "r1", "--output-root", root, "--profile", "tiny",
-                 "--alpamayo-model", "alpamayo"])
+                 "--evaluate-model", "alpamayo"])
     captured = capsys.readouterr()
     assert code == 1 and time.perf_counter() - start < 10          # a retry would wait 15 s first
     (line,) = [x for x in captured.err.splitlines() if x.startswith("lanepaint run:")]

@@ -50,8 +50,8 @@ def _no_flyte_leftovers(monkeypatch, tmp_path):
 
 
 def _args(av, *extra: str) -> list[str]:
-    return ["run", "--profile", "tiny", "--instructions", INSTRUCTION, "--sam2-max-frames", "49",
-            "--alpamayo-model", "constant-velocity", "--dataset-dir", av.cache_dir, *extra]
+    return ["run", "--profile", "tiny", "--edit-instructions", INSTRUCTION, "--segment-max-frames", "49",
+            "--evaluate-model", "constant-velocity", "--evaluate-dataset-dir", av.cache_dir, *extra]
 
 
 def _relative(root: str) -> list[str]:
@@ -128,7 +128,7 @@ def test_stage_one_shards_merge_into_one_manifest(segmented, av):
 @pytest.mark.slow
 def test_stages_23_reuse_the_segmentation_run_in_two_shards_each(segmented, av, capsys):
     code = main(_args(av, "--stages", "23", "--run-id", "e1", "--data-run-id", "s1", "--output-root", segmented,
-                      "--concurrency", "2", "--vp-seed", "7"))
+                      "--concurrency", "2", "--edit-seed", "7"))
     out = capsys.readouterr().out
     assert code == 0, out
     assert "2 ok, 0 skipped (already done), 0 failed in 2 shard(s)" in out
@@ -160,8 +160,8 @@ def test_flyte_cli_runs_the_dag_locally(segmented, av, tmp_path):
         out = subprocess.run([flyte, "run", "--local", "--name", name, "workflow_master.py", "alpamayo_only",
                               "--run_id", "c1",
                               "--video_data", video_data, "--output_root", segmented, "--profile", "tiny",
-                              "--alpamayo_model", "constant-velocity", "--dataset_dir", av.cache_dir,
-                              "--alpamayo_video_name", clip],
+                              "--evaluate_model", "constant-velocity", "--evaluate_dataset_dir", av.cache_dir,
+                              "--evaluate_video_name", clip],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     finally:   # flyte's CLI keeps its local run metadata under /tmp/flyte/metadata/<run name>
         shutil.rmtree(os.path.join("/tmp/flyte/metadata", name), ignore_errors=True)

@@ -198,14 +198,14 @@ def test_windows_share_one_frame_and_cover_the_clip(n, window, direction, expect
 @pytest.mark.parametrize("kwargs, message", [
     ({"run_id": "../up"}, "invalid run id"),
     ({"run_id": "a b"}, "invalid run id"),
-    ({"output_root": " "}, "output root"),
-    ({"max_frames": 0}, "max_frames"),
-    ({"fps": 0}, "fps"),
+    ({"output_root": " "}, "--output-root must not be empty"),
+    ({"max_frames": 0}, "--max-frames must be >= 1"),
+    ({"fps": 0}, "--fps must be > 0"),
     ({"window": 1}, "window"),
-    ({"reprompt_every": -1}, "reprompt_every"),
-    ({"prompt": "clicks"}, "prompt"),
+    ({"reprompt_every": -1}, "--reprompt-every must be >= 0"),
+    ({"prompt": "clicks"}, "--prompt 'clicks': use one of points6"),
     ({"direction": "sideways"}, "direction"),
-    ({"profile": "tiny", "vos_optimized": True}, "vos_optimized"),
+    ({"profile": "tiny", "vos_optimized": True}, "--vos-optimized"),
     ({"model_config": "configs/x.yaml"}, "--checkpoint"),
     ({"device": "tpu"}, "device"),
 ])
@@ -217,7 +217,7 @@ def test_config_rejects_bad_values(kwargs, message):
 def test_config_from_env_and_cli():
     from core.config import build_config
 
-    cfg = build_config(SegmentConfig, "segment", {"fps": 5.0},
+    cfg = build_config(SegmentConfig, {"fps": 5.0},
                        environ={"SAM2_MAX_FRAMES": "40", "SAM2_PROMPT": "box", "SAM2_WINDOW": "0", "SAM2_FPS": "2"})
     assert (cfg.max_frames, cfg.prompt, cfg.window, cfg.fps) == (40, "box", 0, 5.0)
     assert SegmentConfig().max_frames == 150 and SegmentConfig().fps == 8.0

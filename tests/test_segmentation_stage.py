@@ -157,7 +157,7 @@ def test_each_bad_input_is_one_line_and_the_run_goes_on(tmp_path, capsys):
     (["--run-id", "has space"], "invalid run id"),
     (["--output-root", "ftp://host/out"], "bad output root"),
     (["--output-root", "FILE"], "is a file"),
-    (["--max-frames", "0"], "max_frames"),
+    (["--max-frames", "0"], "--max-frames must be >= 1"),
     (["--profile", "full", "--vos-optimized", "--device", "cpu"], "needs a CUDA device"),
 ])
 def test_bad_usage_exits_2_and_writes_nothing(tmp_path, capsys, args, message):

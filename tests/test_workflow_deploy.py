@@ -98,11 +98,11 @@ def test_dry_run_deploy_gives_each_stage_its_image_gpu_and_retries(tmp_path):
         driver = master[f"lanepaint_driver.{e}"]
         assert driver["image"] == "lanepaint-orchestrator:latest" and driver["gpu_device"] == ""
     inputs = {e: set(master[f"lanepaint_driver.{e}"]["inputs"]) for e in entry_points}
-    assert {"stages", "inputs", "data_run_id", "video_data", "sam2_max_frames", "vp_strength",
-            "alpamayo_num_traj_samples", "qwen_model", "caption_refine_iters"} <= inputs["master_pipeline"]
-    assert "vp_strength" not in inputs["sam2_only"] and "inputs" not in inputs["vp_only"]
+    assert {"stages", "inputs", "data_run_id", "video_data", "segment_max_frames", "edit_strength",
+            "evaluate_num_traj_samples", "edit_qwen_model", "edit_caption_refine_iters"} <= inputs["master_pipeline"]
+    assert "edit_strength" not in inputs["sam2_only"] and "inputs" not in inputs["vp_only"]
     assert "data_run_id" in inputs["vp_alpamayo"] and "data_run_id" not in inputs["sam2_vp"]
-    assert inputs["alpamayo_only"] >= {"video_data", "alpamayo_model_path", "alpamayo_video_name"}
+    assert inputs["alpamayo_only"] >= {"video_data", "evaluate_model_path", "evaluate_video_name"}
     # each stage's own workflow deploys its driver and that stage's tasks only
     for name, task in (("segment", "lanepaint_segmentation.sam2_shard"), ("edit", "lanepaint_generation.vp_shard"),
                        ("evaluate", "lanepaint_vla.alpamayo_shard")):

@@ -1,24 +1,21 @@
 """Configuration of ``lanepaint dataset generate`` and ``lanepaint dataset filter``: stdlib only.
 
-Values come from defaults < environment (``core.config.ENV_TABLE``, section ``dataset``) < command
-line, through ``core.config.build_config(<Config>, "dataset", cli_values)``.
+Values come from defaults < config file < environment < command line (``core.config``).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
+from core.config import Profile, Settings, cache_dir_setting, overwrite_setting, profile_setting, setting
 from core.errors import UsageError
-from segmentation.config import MODEL_HUB_IDS, PROMPTS, TINY_SEED
+from segmentation.config import TINY_SEED
 from training.lane_dataset import COLORS, COUNTS, PATTERNS
 
-SECTION = "dataset"
 DEFAULT_FRAMES = (1, 100, 200, 300, 400, 500)
 MIN_COVERAGE = 0.01           # the same threshold stage 1 flags (segmentation.cleanup.LOW_COVERAGE)
-COPY_MODES = ("copy", "hardlink", "symlink")
-SORT_KEYS = ("prompt", "image")
 ANY = "any"
 
 
@@ -28,43 +25,50 @@ def _check_uri(value: object, what: str) -> None:
 
 
 @dataclass(frozen=True)
-class DatasetGenerateConfig:
-    """Everything one ``generate_dataset`` call needs.
+class DatasetGenerateConfig(Settings):
+    """Everything one ``generate_dataset`` call needs (``lanepaint dataset generate``).
 
     ``sources``: ``chunks://`` URIs, video URIs (``.mp4``), folders (every ``.mp4`` below, in name
     order) or ``.txt`` lists (one URI per line, ``#`` comments); videos are taken in that order,
     skipping ``start_index`` and stopping after ``limit``. ``frames``: 0-based source frame numbers,
-    read by seeking. ``min_coverage``: frames whose cleaned road mask covers less are dropped.
-    ``devices``: ``auto`` (every GPU for the full profile, else CPU), ``cpu``, ``cuda``, or a comma
-    list such as ``cuda:0,cuda:1``: one worker per device, each loading SAM2 and Qwen once.
-    ``sam2_*`` and ``tiny_seed`` pick SAM2 as in stage 1 (``lanepaint segment --model ...``);
-    ``vlm_model`` picks Qwen2.5-VL (7B, 72B, a hub id or a local folder); it sees frames scaled to at
-    most ``caption_max_side`` pixels (0: full size); the dataset keeps full-size images.
+    read by seeking. ``devices``: one worker per device, each loading SAM2 and Qwen once. The
+    captioner sees frames scaled to at most ``caption_max_side`` pixels; the dataset keeps full-size images.
     """
 
-    sources: tuple[str, ...] = ()
-    output: str = ""
-    frames: tuple[int, ...] = DEFAULT_FRAMES
-    start_index: int = 0
-    limit: int | None = None
-    profile: Literal["full", "tiny"] = "full"
-    sam2_model: Literal["tiny", "small", "base_plus", "large"] = "large"
-    sam2_checkpoint: str | None = None
-    sam2_config: str | None = None
-    prompt: Literal["points6", "points9", "box"] = "points6"
-    tiny_seed: int = TINY_SEED
-    min_coverage: float = MIN_COVERAGE
-    vlm_model: str = "7B"
-    caption_temperature: float = 0.0
-    caption_max_new_tokens: int = 64
-    caption_max_side: int = 1024
-    batch_size: int = 8
-    devices: str = "auto"
-    io_workers: int = 8
-    overwrite: bool = False
-    cache_dir: str | None = None
+    SECTION: ClassVar[str] = "dataset-generate"
 
-    def __post_init__(self) -> None:
+    sources: tuple[str, ...] = setting(
+        (), help="videos: chunks://bucket/prefix?start=..&end=.., .mp4 URIs, folders, or .txt lists (one URI per "
+        "line); repeatable, taken in order", flag="--source", nargs="+", metavar="URI", env=None, pipeline=False)
+    output: str = setting("", help="dataset folder URI (local path or gs://...)", env=None, default_text="required")
+    frames: tuple[int, ...] = setting(DEFAULT_FRAMES, help="0-based frame numbers to take from each video, read by "
+                                      "seeking", aliases=("DATASET_FRAMES",))
+    start_index: int = setting(0, help="skip this many videos first")
+    limit: int | None = setting(None, help="at most this many videos (listing stops there)", default_text="all")
+    profile: Profile = profile_setting()
+    sam2_model: Literal["tiny", "small", "base_plus", "large"] = setting("large", help="SAM2.1 size", group="SAM2")
+    sam2_checkpoint: str | None = setting(None, help="local SAM2 checkpoint (path or URI) instead of the hub",
+                                          group="SAM2")
+    sam2_config: str | None = setting(None, help="packaged sam2 config for --sam2-checkpoint", group="SAM2")
+    prompt: Literal["points6", "points9", "box"] = setting("points6", help="SAM2 prompt strategy, as in stage 1",
+                                                           group="SAM2")
+    tiny_seed: int = setting(TINY_SEED, help="seed of the tiny profile's SAM2 weights", group="SAM2")
+    min_coverage: float = setting(MIN_COVERAGE, help="drop frames whose road mask covers less than this fraction",
+                                  group="SAM2")
+    vlm_model: str = setting("7B", help="Qwen2.5-VL captioner: 7B, 72B, a hub id or a local folder",
+                             aliases=("DATASET_VLM_MODEL",), group="captioner")
+    caption_temperature: float = setting(0.0, help="captioner temperature (0: greedy)", group="captioner")
+    caption_max_new_tokens: int = setting(64, help="captioner answer length in tokens", group="captioner")
+    caption_max_side: int = setting(1024, help="longer side of the frames the captioner sees, in pixels "
+                                    "(0: full size)", group="captioner")
+    batch_size: int = setting(8, help="frames per SAM2 / Qwen batch", group="runtime")
+    devices: str = setting("auto", help="auto (every GPU; CPU for tiny), cpu, cuda or cuda:0,cuda:1: one worker per "
+                           "device", aliases=("DATASET_DEVICES",), group="runtime")
+    io_workers: int = setting(8, help="threads writing sample files", group="runtime")
+    overwrite: bool = overwrite_setting(group="runtime")
+    cache_dir: str | None = cache_dir_setting(group="runtime")
+
+    def validate(self) -> None:
         _check_uri(self.output, "--output")
         if not self.sources:
             raise UsageError("no sources: give --source (chunks://, a video, a folder or a .txt list)")
@@ -78,14 +82,8 @@ class DatasetGenerateConfig:
             raise UsageError(f"--start-index must be >= 0, got {self.start_index}")
         if self.limit is not None and self.limit < 1:
             raise UsageError(f"--limit must be >= 1, got {self.limit}")
-        if self.profile not in ("full", "tiny"):
-            raise UsageError(f"profile {self.profile!r}: use full or tiny")
-        if self.sam2_model not in MODEL_HUB_IDS:
-            raise UsageError(f"--sam2-model {self.sam2_model!r}: use one of {', '.join(MODEL_HUB_IDS)}")
         if self.sam2_config is not None and self.sam2_checkpoint is None:
             raise UsageError("--sam2-config needs --sam2-checkpoint (a local checkpoint file)")
-        if self.prompt not in PROMPTS:
-            raise UsageError(f"--prompt {self.prompt!r}: use one of {', '.join(PROMPTS)}")
         if not 0.0 <= self.min_coverage < 1.0:
             raise UsageError(f"--min-coverage must be in [0, 1), got {self.min_coverage}")
         if self.caption_temperature < 0 or self.caption_max_new_tokens < 1 or self.caption_max_side < 0:
@@ -115,40 +113,33 @@ def parse_devices(text: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class DatasetFilterConfig:
-    """Everything one ``filter_dataset`` call needs.
+class DatasetFilterConfig(Settings):
+    """Everything one ``filter_dataset`` call needs (``lanepaint dataset filter``).
 
-    ``count``/``color``/``pattern``: the value to keep, or ``any``. ``require_clear_road``: drop rows
-    with any ``unknown`` attribute. ``copy_mode``: how files reach the output (hardlink and symlink
-    only between local folders; any remote side copies). ``sort``: output order (default: input order).
-    ``limit``: at most this many valid rows. ``output``: default ``<input>__<count>_<color>_<pattern>``
-    (+ ``_clearroad``), next to the input.
+    ``count``/``color``/``pattern``: the value to keep, or ``any``. ``copy_mode``: hardlink and symlink
+    only between local folders; any remote side copies. ``output``: default
+    ``<input>__<count>_<color>_<pattern>`` (+ ``_clearroad``), next to the input.
     """
 
-    input: str = ""
-    output: str | None = None
-    count: str = ANY
-    color: str = ANY
-    pattern: str = ANY
-    require_clear_road: bool = False
-    copy_mode: Literal["copy", "hardlink", "symlink"] = "copy"
-    sort: Literal["prompt", "image"] | None = None
-    limit: int | None = None
-    workers: int = 8
-    overwrite: bool = False
+    SECTION: ClassVar[str] = "dataset-filter"
 
-    def __post_init__(self) -> None:
+    input: str = setting("", help="dataset folder URI (holding train.csv)", env=None, default_text="required")
+    output: str | None = setting(None, help="new dataset folder", env=None,
+                                 default_text="<input>__<count>_<color>_<pattern>[_clearroad]")
+    count: str = setting(ANY, help="lane count to keep", choices=(*COUNTS, ANY))
+    color: str = setting(ANY, help="lane colour to keep", choices=(*COLORS, ANY))
+    pattern: str = setting(ANY, help="lane pattern to keep", choices=(*PATTERNS, ANY))
+    require_clear_road: bool = setting(False, help="drop rows with any unknown attribute")
+    copy_mode: Literal["copy", "hardlink", "symlink"] = setting("copy", help="how files reach the output")
+    sort: Literal["prompt", "image"] | None = setting(None, help="output order", default_text="input order")
+    limit: int | None = setting(None, help="at most this many valid rows", default_text="all")
+    workers: int = setting(8, help="threads copying files")
+    overwrite: bool = overwrite_setting()
+
+    def validate(self) -> None:
         _check_uri(self.input, "--input")
         if self.output is not None:
             _check_uri(self.output, "--output")
-        for name, value, allowed in (("count", self.count, COUNTS), ("color", self.color, COLORS),
-                                     ("pattern", self.pattern, PATTERNS)):
-            if value != ANY and value not in allowed:
-                raise UsageError(f"--{name} {value!r}: use any or one of {', '.join(allowed)}")
-        if self.copy_mode not in COPY_MODES:
-            raise UsageError(f"--copy-mode {self.copy_mode!r}: use one of {', '.join(COPY_MODES)}")
-        if self.sort is not None and self.sort not in SORT_KEYS:
-            raise UsageError(f"--sort {self.sort!r}: use prompt or image")
         if self.limit is not None and self.limit < 1:
             raise UsageError(f"--limit must be >= 1, got {self.limit}")
         if self.workers < 1:

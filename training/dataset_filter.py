@@ -26,7 +26,6 @@ from typing import Any
 
 from core import storage
 from core.errors import UsageError
-from segmentation.stage import check_output_root
 from training.dataset_config import ANY, DatasetFilterConfig
 from training.lane_dataset import (
     PROMPT_TEMPLATE,
@@ -92,7 +91,7 @@ def _check_usage(cfg: DatasetFilterConfig, output: str) -> list[DatasetRow]:
         rows = read_rows(cfg.input)
     except DatasetError as exc:
         raise UsageError(str(exc)) from None
-    check_output_root(output)
+    storage.check_output_root(output)
     if storage.exists(storage.join(output, TRAIN_CSV)) and not cfg.overwrite:
         raise UsageError(f"{output} already holds a dataset ({TRAIN_CSV}): use --overwrite or another --output")
     return rows

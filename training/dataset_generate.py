@@ -25,7 +25,6 @@ from core.errors import one_line
 from core.ids import new_run_id
 from core.manifest import RunManifest
 from core.runner import FAILED, SKIPPED, ItemResult, RunSummary, StageResult
-from segmentation.stage import check_output_root
 from training.dataset_config import DatasetGenerateConfig
 from training.dataset_sources import VideoJob, discover_videos, plan_devices, plan_jobs, shard
 from training.dataset_worker import (
@@ -132,7 +131,7 @@ def generate_dataset(cfg: DatasetGenerateConfig, captioner_factory: CaptionerFac
 
     ``captioner_factory(policy) -> captioner`` replaces Qwen (tests use scripted captioners).
     """
-    check_output_root(cfg.output)
+    storage.check_output_root(cfg.output)
     run_id = new_run_id()
     videos, bad_sources = discover_videos(cfg.sources, cfg.start_index, cfg.limit)
     jobs = plan_jobs(videos)

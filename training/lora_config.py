@@ -1,7 +1,7 @@
 """Configuration of ``lanepaint train-lora`` (FluxFill LoRA fine-tuning on a lane dataset): stdlib only.
 
-Priority: defaults < environment (``core.config.ENV_TABLE``, section ``train-lora``) < command line.
-Fields left ``None`` take the profile's value (``PROFILE_DEFAULTS``) in ``__post_init__`` so the
+Priority: defaults < config file < environment < command line (``core.config``). Fields left ``None``
+take the profile's value (``PROFILE_DEFAULTS``) in ``validate`` so the
 run's ``training_state.json`` and ``manifest.json`` record the values that ran.
 """
 
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from core.config import require
+from core.config import Profile, Settings, cache_dir_setting, profile_setting, require, setting, setting_group
 from core.errors import UsageError
 from core.ids import validate_id
 
-SECTION = "train-lora"
 DEFAULT_TARGETS = ("to_k", "to_q", "to_v", "to_out.0")
 LATEST = "latest"
 
@@ -26,9 +25,14 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+_schedule = setting_group("schedule")
+_adapter = setting_group("adapter and conditioning")
+_runtime = setting_group("checkpoints and runtime")
+
+
 @dataclass(frozen=True)
-class LoraTrainConfig:
-    """Everything ``training.lora_train.run_train_lora`` needs.
+class LoraTrainConfig(Settings):
+    """Everything ``training.lora_train.run_train_lora`` needs (``lanepaint train-lora``).
 
     ``data``: a lane dataset folder URI (``training.lane_dataset`` format). ``output``: the folder
     URI under which the run folder ``fluxfill_<dataset>_<YYYYMMDD_HHMMSS>`` (or ``run_name``) is made.
@@ -39,46 +43,56 @@ class LoraTrainConfig:
     run folder URI.
     """
 
-    data: str = ""
-    output: str = ""
-    profile: Literal["full", "tiny"] = "full"
-    model: str = "black-forest-labs/FLUX.1-Fill-dev"
-    run_name: str | None = None
-    # schedule
-    max_train_steps: int | None = None          # None: epochs x steps per epoch
-    epochs: int = 5
-    resolution: int | None = None
-    batch_size: int = 1
-    gradient_accumulation: int = 4
-    learning_rate: float = 1e-5
-    lr_scheduler: Literal["cosine", "constant", "linear"] = "cosine"
-    lr_warmup_steps: int = 50
-    weight_decay: float = 1e-2
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    # the adapter
-    rank: int = 128
-    alpha: float | None = None                  # None: equal to rank (scale 1)
-    dropout: float = 0.0
-    target_modules: tuple[str, ...] = DEFAULT_TARGETS
-    # conditioning (as stage 2 feeds FluxFill)
-    guidance_scale: float = 30.0
-    dilate_size: int = 24
-    max_sequence_length: int | None = None
-    shift_timesteps: bool = True                # sample sigmas on the inference schedule's resolution shift
-    # checkpoints and runtime
-    checkpointing_steps: int = 100
-    checkpoints_total_limit: int = 4
-    resume_from_checkpoint: str | None = None
-    gradient_checkpointing: bool = False
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
-    workers: int = 8
-    cache_dir: str | None = None
+    SECTION: ClassVar[str] = "train-lora"
 
-    def __post_init__(self) -> None:
-        if self.profile not in PROFILE_DEFAULTS:
-            raise UsageError(f"--profile {self.profile!r}: expected full or tiny")
+    data: str = setting("", help="lane dataset folder URI holding train.csv", aliases=("LORA_DATA",),
+                        default_text="required")
+    output: str = setting("", help="folder URI (path or gs://) where the run folder fluxfill_<dataset>_<time>/ "
+                          "is made", aliases=("LORA_OUTPUT",), default_text="required")
+    profile: Profile = profile_setting()
+    model: str = setting("black-forest-labs/FLUX.1-Fill-dev", help="FluxFill checkpoint, hub id or folder",
+                         aliases=("LORA_FLUX_MODEL",))
+    run_name: str | None = setting(None, help="run folder name", default_text="fluxfill_<dataset>_<YYYYMMDD_HHMMSS>",
+                                   env=None)
+    # schedule
+    max_train_steps: int | None = _schedule(None, help="optimizer steps", default_text="epochs x steps per epoch",
+                                            aliases=("LORA_MAX_TRAIN_STEPS",))
+    epochs: int = _schedule(5, help="passes over the dataset")
+    resolution: int | None = _schedule(None, help="train at most resolution^2 pixels, aspect kept, sides multiples "
+                                       "of 16", default_text="full 1024, tiny 64", aliases=("LORA_RESOLUTION",))
+    batch_size: int = _schedule(1, help="images per process per micro-batch")
+    gradient_accumulation: int = _schedule(4, help="micro-batches per optimizer step")
+    learning_rate: float = _schedule(1e-5, help="AdamW learning rate", aliases=("LORA_LEARNING_RATE",))
+    lr_scheduler: Literal["cosine", "constant", "linear"] = _schedule("cosine", help="learning-rate schedule")
+    lr_warmup_steps: int = _schedule(50, help="linear warm-up steps")
+    weight_decay: float = _schedule(1e-2, help="AdamW weight decay")
+    max_grad_norm: float = _schedule(1.0, help="gradient clipping norm")
+    seed: int = _schedule(42, help="seed of data order, noise and adapter init")
+    # the adapter
+    rank: int = _adapter(128, help="LoRA rank", aliases=("LORA_RANK",))
+    alpha: float | None = _adapter(None, help="LoRA alpha", default_text="the rank (scale 1)")
+    dropout: float = _adapter(0.0, help="LoRA dropout")
+    target_modules: tuple[str, ...] = _adapter(DEFAULT_TARGETS, help="comma-separated modules the adapter wraps")
+    # conditioning (as stage 2 feeds FluxFill)
+    guidance_scale: float = _adapter(30.0, help="guidance embedding value (as stage 2)")
+    dilate_size: int = _adapter(24, help="mask dilation kernel in pixels (as stage 2)")
+    max_sequence_length: int | None = _adapter(None, help="T5 tokens", default_text="full 512, tiny 32")
+    shift_timesteps: bool = _adapter(True, help="sample noise levels with the inference schedule's resolution shift")
+    # checkpoints and runtime
+    checkpointing_steps: int = _runtime(100, help="save a checkpoint every N steps")
+    checkpoints_total_limit: int = _runtime(4, help="keep the newest N checkpoints")
+    resume_from_checkpoint: str | None = _runtime(None, help="continue from the newest checkpoint (latest) or from a "
+                                                  "checkpoint/run folder", aliases=("LORA_RESUME_FROM_CHECKPOINT",),
+                                                  metavar="latest|URI")
+    gradient_checkpointing: bool = _runtime(False, help="recompute activations in the backward pass (less memory, "
+                                            "slower)")
+    device: Literal["auto", "cpu", "cuda"] = _runtime("auto", help="auto: CUDA for full, CPU for tiny")
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = _runtime(
+        "auto", help="auto: bf16 on Ampere+ GPUs, fp16 on older ones, none on CPU")
+    workers: int = _runtime(8, help="threads reading the dataset")
+    cache_dir: str | None = cache_dir_setting(group="checkpoints and runtime")
+
+    def validate(self) -> None:
         for name, value in PROFILE_DEFAULTS[self.profile].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)

@@ -28,7 +28,6 @@ from core.errors import UsageError
 from core.logs import progress
 from core.manifest import RunManifest
 from core.runner import StageResult
-from segmentation.stage import check_output_root
 from training import lora_checkpoints as ckpt
 from training.lane_dataset import DatasetError, DatasetReport, local_copy, validate_dataset
 from training.lora_config import LoraTrainConfig
@@ -97,7 +96,7 @@ def _write_outputs(cfg: LoraTrainConfig, place: RunPlace, report: DatasetReport,
 
 def run_train_lora(cfg: LoraTrainConfig) -> StageResult:
     """Train (or continue training) a FluxFill LoRA; see the module docstring."""
-    check_output_root(cfg.output)
+    storage.check_output_root(cfg.output)
     cache_dir = cfg.cache_dir or storage.DEFAULT_CACHE_DIR
     place = place_run(cfg, cache_dir)
     resume_state = read_resume_state(cfg, place)

@@ -1,21 +1,33 @@
-"""Configuration of stage 3 (driving-VLA evaluation) and of the renderer. Standard library only."""
+"""Configuration of stage 3 (driving-VLA evaluation) and of the renderer. Standard library + core only."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
+from core.config import (
+    Profile,
+    Settings,
+    cache_dir_setting,
+    output_root_setting,
+    overwrite_setting,
+    profile_setting,
+    require,
+    run_id_setting,
+    setting,
+)
+from core.device import DEVICE_HELP, check_device
 from core.driving_dataset import CAMERA_NAME, DEFAULT_CAMERAS
 from core.errors import UsageError
 
-MODELS = ("auto", "alpamayo", "constant-velocity")
 DEFAULT_MODEL_PATH = "nvidia/Alpamayo-R1-10B"
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
-class EvaluateConfig:
+class EvaluateConfig(Settings):
     """``lanepaint evaluate``: plan on original vs edited clips and measure the change (minADE).
 
     ``video_data`` is stage 2's output: a ``vp/<run_id>`` root, one instruction folder under it, or
@@ -25,32 +37,47 @@ class EvaluateConfig:
     after the camera's first frame (0: the clip given to stage 1 starts with the dataset clip).
     """
 
-    video_data: str = ""
-    run_id: str = ""
-    output_root: str = "outputs"
-    model: Literal["auto", "alpamayo", "constant-velocity"] = "auto"
-    model_path: str = DEFAULT_MODEL_PATH
-    num_traj_samples: int = 1
-    video_name: str = "auto"
-    dataset_dir: str = ""
-    dataset_revision: str | None = None
-    dataset_offline: bool = True
-    cameras: tuple[str, ...] = DEFAULT_CAMERAS
-    t0_offset_s: float = 0.0
-    render: bool = True
-    profile: Literal["full", "tiny"] = "full"
-    device: str = "auto"
-    overwrite: bool = False
-    cache_dir: str | None = None
-    seed: int = 42
-    bootstrap_samples: int = 10000
-    permutation_samples: int = 10000
+    SECTION: ClassVar[str] = "evaluate"
 
-    def __post_init__(self) -> None:
+    video_data: str = setting("", help="stage 2 output: <root>/vp/<run_id>, one instruction folder under it, or one "
+                              "*_vp_edit_sample0.mp4 (local path, gs:// or memory://)", env=None,
+                              default_text="required", pipeline=False)
+    run_id: str | None = run_id_setting("run id of this evaluation (outputs go to alpamayo/<run_id>)")
+    output_root: str = output_root_setting()
+    profile: Profile = profile_setting()
+    overwrite: bool = overwrite_setting()
+    cache_dir: str | None = cache_dir_setting()
+    model: Literal["auto", "alpamayo", "constant-velocity"] = setting(
+        "auto", help="trajectory model; auto = alpamayo for --profile full, constant-velocity for tiny",
+        aliases=("ALPAMAYO_MODEL",))
+    model_path: str = setting(DEFAULT_MODEL_PATH, help="Alpamayo-R1 checkpoint: hub id or local folder",
+                              aliases=("ALPAMAYO_MODEL_PATH", "ALPAMAYO_MODEL_ID"))
+    num_traj_samples: int = setting(1, help="trajectory samples per inference; minADE takes the best",
+                                    aliases=("ALPAMAYO_NUM_TRAJ_SAMPLES",))
+    video_name: str = setting("auto", help="auto = every edited clip; else comma-separated video ids "
+                              "(<clip>.<camera>), clip ids or file names", aliases=("ALPAMAYO_VIDEO_NAME",))
+    dataset_dir: str = setting("", help="Hugging Face cache folder holding the PhysicalAI-AV dataset",
+                               default_text="the Hugging Face hub cache", aliases=("PAI_DATASET_DIR",),
+                               group="driving dataset")
+    dataset_revision: str | None = setting(None, help="dataset commit (40 hex)", default_text="the cache's refs/main",
+                                           aliases=("PAI_DATASET_REVISION",), group="driving dataset")
+    dataset_offline: bool = setting(True, help="read PhysicalAI-AV from the local cache only",
+                                    aliases=("HF_HUB_OFFLINE",), group="driving dataset")
+    cameras: tuple[str, ...] = setting(DEFAULT_CAMERAS, help="comma-separated cameras the model sees (the edited "
+                                       "one is always added)", group="driving dataset")
+    t0_offset_s: float = setting(0.0, help="seconds between the dataset camera's first frame and the edited "
+                                 "clip's first frame", flag="--t0-offset", group="driving dataset")
+    render: bool = setting(True, help="overlay and comparison videos per clip")
+    device: str = setting("auto", help=f"{DEVICE_HELP} (Alpamayo only)")
+    seed: int = setting(42, help="sampling and bootstrap seed")
+    bootstrap_samples: int = setting(10000, help="bootstrap resamples of the report's confidence intervals",
+                                     group="report statistics")
+    permutation_samples: int = setting(10000, help="sign-flip resamples of the report's p-values (exact below "
+                                       "about 14 clips)", group="report statistics")
+
+    def validate(self) -> None:
         if not self.video_data:
             raise UsageError("--video-data is required (stage 2 output: vp/<run_id> or one instruction folder)")
-        if self.num_traj_samples < 1:
-            raise UsageError(f"--num-traj-samples {self.num_traj_samples}: must be >= 1")
         bad = [c for c in self.cameras if not CAMERA_NAME.match(c)]
         if bad or not self.cameras:
             raise UsageError(f"--cameras {','.join(self.cameras)!r}: expected camera names like "
@@ -58,10 +85,14 @@ class EvaluateConfig:
         if self.dataset_revision is not None and self.dataset_offline and not _HEX40.match(self.dataset_revision):
             raise UsageError(f"--dataset-revision {self.dataset_revision!r}: offline access needs a 40-hex "
                              "commit id (leave it empty to use the cache's refs/main)")
-        if self.bootstrap_samples < 100 or self.permutation_samples < 100:
-            raise UsageError("bootstrap and permutation samples must be >= 100")
-        if not self.video_name.strip():
-            raise UsageError("--video-name must not be empty (use auto for every video)")
+        require((
+            (self.num_traj_samples >= 1, f"--num-traj-samples {self.num_traj_samples}: must be >= 1"),
+            (self.bootstrap_samples >= 100, "--bootstrap-samples must be >= 100"),
+            (self.permutation_samples >= 100, "--permutation-samples must be >= 100"),
+            (bool(self.video_name.strip()), "--video-name must not be empty (use auto for every video)"),
+            (math.isfinite(self.t0_offset_s), f"--t0-offset {self.t0_offset_s}: must be a finite number of seconds"),
+        ))
+        check_device(self.device)
 
     @property
     def resolved_model(self) -> str:
@@ -79,20 +110,24 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
-class RenderConfig:
+class RenderConfig(Settings):
     """``lanepaint render``: overlay and comparison videos from ``*_vis_data.npz`` files.
 
     ``source`` is one npz or a folder searched recursively; videos go next to each npz unless
     ``out_dir`` is given.
     """
 
-    source: str = ""
-    out_dir: str | None = None
-    fps: float = 10.0
-    overwrite: bool = False
+    SECTION: ClassVar[str] = "render"
 
-    def __post_init__(self) -> None:
+    source: str = setting("", help="a *_vis_data.npz, or a folder searched recursively (local, gs://, memory://)",
+                          positional=True, env=None, metavar="NPZ_OR_FOLDER")
+    out_dir: str | None = setting(None, help="folder for the videos", default_text="next to each npz",
+                                  flag="--out", env=None)
+    fps: float = setting(10.0, help="frame rate of the videos")
+    overwrite: bool = overwrite_setting()
+
+    def validate(self) -> None:
         if not self.source:
             raise UsageError("a *_vis_data.npz file or a folder is required")
-        if self.fps <= 0:
+        if not (self.fps > 0 and math.isfinite(self.fps)):
             raise UsageError(f"--fps {self.fps}: must be > 0")

@@ -7,25 +7,24 @@ from __future__ import annotations
 import argparse
 
 from core import storage
+from core.config_cli import add_settings_arguments, config_from_args
 from core.errors import StorageError, UsageError
 from core.runner import ItemRunner, RunSummary, Timings
 from vla.config import RenderConfig
 
+EXAMPLES = """\
+examples:
+  lanepaint render outputs/alpamayo/eval_001                      # every *_vis_data.npz under the run
+  lanepaint render outputs/alpamayo/eval_001/x/clip_vis_data.npz --out videos/ --fps 5
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="a *_vis_data.npz, or a folder searched recursively (local, gs://, memory://)")
-    parser.add_argument("--out", default=None, dest="out_dir",
-                        help="folder for the videos (default: next to each npz)")
-    parser.add_argument("--fps", type=float, default=None, help="frame rate of the videos (default 10)")
-    parser.add_argument("--overwrite", action="store_true", default=None, help="redo videos that exist")
+    add_settings_arguments(parser, RenderConfig)
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.config import build_config
-
-    cfg = build_config(RenderConfig, "render", {"source": args.source, "out_dir": args.out_dir,
-                                                "fps": args.fps, "overwrite": args.overwrite})
-    summary = render_all(cfg)
+    summary = render_all(config_from_args(RenderConfig, args))
     for line in summary.lines():
         print(line)
     return summary.exit_code

@@ -39,10 +39,7 @@ def _check_usage(cfg: EvaluateConfig) -> list[EditedVideo]:
     if not cfg.run_id:
         raise UsageError("--run-id is required")
     validate_id(cfg.run_id, "run id")
-    try:
-        storage.scheme(cfg.output_root)
-    except StorageError as exc:
-        raise UsageError(f"--output-root: {exc}") from None
+    storage.check_output_root(cfg.output_root)
     for camera in cfg.cameras:
         try:
             camera_index(camera)
