@@ -2,7 +2,6 @@
 shards, entry-point signatures, and one-line failures through the local DAG. No models loaded."""
 
 import json
-import logging
 import os
 import time
 
