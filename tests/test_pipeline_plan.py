@@ -31,7 +31,7 @@ VALUES = {
     "edit_strength": 0.8, "edit_seed": 7, "edit_keep_masked_pixels": False, "edit_video_ids": ["v1", "v2"],
     "edit_img_inpainting_lora_scale": 0.7, "edit_num_frames": 33, "edit_window_stride": 30, "edit_reserve_gb": 8.0,
     "evaluate_model": "constant-velocity", "evaluate_num_traj_samples": 3, "evaluate_dataset_revision": "a" * 40,
-    "evaluate_cameras": ["camera_front_wide_120fov"], "evaluate_t0_offset_s": 1.5, "evaluate_render": False,
+    "evaluate_cameras": ["camera_front_wide_120fov"], "evaluate_t0_offset": 1.5, "evaluate_render": False,
 }
 
 

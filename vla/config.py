@@ -33,7 +33,7 @@ class EvaluateConfig(Settings):
     ``video_data`` is stage 2's output: a ``vp/<run_id>`` root, one instruction folder under it, or
     one ``*_vp_edit_sample0.mp4``. ``dataset_dir`` is a Hugging Face cache directory holding
     ``datasets--nvidia--PhysicalAI-Autonomous-Vehicles`` (empty: the default Hugging Face cache).
-    ``t0_offset_s`` is where the edited clip's first frame lies on the dataset camera timeline,
+    ``t0_offset`` is where the edited clip's first frame lies on the dataset camera timeline,
     after the camera's first frame (0: the clip given to stage 1 starts with the dataset clip).
     """
 
@@ -65,8 +65,8 @@ class EvaluateConfig(Settings):
                                     aliases=("HF_HUB_OFFLINE",), group="driving dataset")
     cameras: tuple[str, ...] = setting(DEFAULT_CAMERAS, help="comma-separated cameras the model sees (the edited "
                                        "one is always added)", group="driving dataset")
-    t0_offset_s: float = setting(0.0, help="seconds between the dataset camera's first frame and the edited "
-                                 "clip's first frame", flag="--t0-offset", group="driving dataset")
+    t0_offset: float = setting(0.0, help="seconds between the dataset camera's first frame and the edited "
+                                 "clip's first frame", group="driving dataset")
     render: bool = setting(True, help="overlay and comparison videos per clip")
     device: str = setting("auto", help=f"{DEVICE_HELP} (Alpamayo only)")
     seed: int = setting(42, help="sampling and bootstrap seed")
@@ -90,7 +90,7 @@ class EvaluateConfig(Settings):
             (self.bootstrap_samples >= 100, "--bootstrap-samples must be >= 100"),
             (self.permutation_samples >= 100, "--permutation-samples must be >= 100"),
             (bool(self.video_name.strip()), "--video-name must not be empty (use auto for every video)"),
-            (math.isfinite(self.t0_offset_s), f"--t0-offset {self.t0_offset_s}: must be a finite number of seconds"),
+            (math.isfinite(self.t0_offset), f"--t0-offset {self.t0_offset}: must be a finite number of seconds"),
         ))
         check_device(self.device)
 

@@ -73,7 +73,7 @@ def _run(ctx: EvalContext, video: EditedVideo, uris: dict[str, str], timings: Ti
     clip_id, camera = video.parse()
     with timings.phase("decode"):
         edited = read_last_frames(video, ctx.cache_dir)
-    t0_after_start_s = cfg.t0_offset_s + edited.last_frame_seconds
+    t0_after_start_s = cfg.t0_offset + edited.last_frame_seconds
     with timings.phase("dataset"):
         sample = ctx.data.load(clip_id, camera, int(round(t0_after_start_s * 1e6)), cfg.cameras,
                                int(round(1e6 / edited.fps)), NUM_FRAMES)
