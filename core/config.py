@@ -126,6 +126,18 @@ class Settings:
         """Checks across fields; raise ``UsageError`` (one line naming the flag) when a value cannot work."""
 
 
+@dataclass(frozen=True)
+class StageSettings(Settings):
+    """The settings every stage run has; a stage config subclasses this (the pipeline sets these five from
+    its request, ``orchestrator.plan``)."""
+
+    run_id: str | None = run_id_setting("run id of this stage run (its outputs go under <stage folder>/<run id>)")
+    output_root: str = output_root_setting()
+    profile: Profile = profile_setting()
+    overwrite: bool = overwrite_setting()
+    cache_dir: str | None = cache_dir_setting()
+
+
 def require(checks: Iterable[tuple[bool, str]]) -> None:
     """Config validation: raise ``UsageError`` with the message of the first ``(ok, message)`` not ok."""
     for ok, message in checks:

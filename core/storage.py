@@ -280,22 +280,26 @@ def _local_tmp_name(dest: str) -> str:
     return os.path.join(folder, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
 
 
+def _replace_local(dest: str, fill: Any) -> None:
+    """Write a local file under a temp name beside ``dest`` with ``fill(tmp)``, then move it into place."""
+    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    tmp = _local_tmp_name(dest)
+    try:
+        fill(tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def put_file(local: str | os.PathLike[str], uri: str) -> None:
     """Copy one local file to ``uri`` atomically (temp + rename, or one object upload)."""
     src = os.fspath(local)
     with _errors(uri, "write"):
         if is_local(uri):
             dest = os.path.abspath(local_path(uri))
-            if os.path.abspath(src) == dest:
-                return
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            tmp = _local_tmp_name(dest)
-            try:
-                shutil.copyfile(src, tmp)
-                os.replace(tmp, dest)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            if os.path.abspath(src) != dest:
+                _replace_local(dest, lambda tmp: shutil.copyfile(src, tmp))
         else:
             fs, path = filesystem(uri)
             fs.put_file(src, path)
@@ -328,19 +332,9 @@ def put(local: str | os.PathLike[str], uri: str) -> list[str]:
 def get(uri: str, local: str | os.PathLike[str]) -> str:
     """Download a file URI to a local path (atomically); returns the local path."""
     dest = os.fspath(local)
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-    tmp = _local_tmp_name(dest)
     fs, path = filesystem(uri)
-    try:
-        with _errors(uri, "download"):
-            if is_local(uri):
-                shutil.copyfile(path, tmp)
-            else:
-                fs.get_file(path, tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with _errors(uri, "download"):
+        _replace_local(dest, lambda tmp: shutil.copyfile(path, tmp) if is_local(uri) else fs.get_file(path, tmp))
     return dest
 
 

@@ -11,18 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from core.config import (
-    Profile,
-    Settings,
-    cache_dir_setting,
-    output_root_setting,
-    overwrite_setting,
-    profile_setting,
-    require,
-    run_id_setting,
-    setting,
-    setting_group,
-)
+from core.config import StageSettings, require, setting, setting_group
 from core.device import DEVICE_HELP, check_device
 from core.errors import UsageError
 from core.ids import new_run_id, validate_id
@@ -76,18 +65,13 @@ _models = setting_group("models and devices")
 
 
 @dataclass(frozen=True)
-class EditConfig(Settings):
+class EditConfig(StageSettings):
     """Everything ``generation.stage.run_edit`` needs (``lanepaint edit``)."""
 
     SECTION: ClassVar[str] = "edit"
 
     data_run_id: str = setting("", help="the segmentation run to edit (stage 1's --run-id)", env=None,
                                default_text="required", pipeline=False)
-    run_id: str | None = run_id_setting("run id of this editing run")
-    output_root: str = output_root_setting()
-    profile: Profile = profile_setting()
-    overwrite: bool = overwrite_setting()
-    cache_dir: str | None = cache_dir_setting()
     instructions: str | None = setting(
         None, help="instructions separated by '||' or new lines; 'lane <count> <color> <pattern>' "
         "(single|double, white|yellow, solid|dashed) expands to a full instruction",
@@ -183,7 +167,6 @@ class EditConfig(Settings):
         validate_id(self.data_run_id, "data run id")
         if not self.run_id:
             object.__setattr__(self, "run_id", new_run_id())
-        validate_id(self.run_id, "run id")
         for vid in self.video_ids:
             validate_id(vid, "video id")
         self._check_numbers()

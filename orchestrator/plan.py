@@ -26,6 +26,7 @@ from core import storage
 from core.config import (
     Profile,
     Settings,
+    StageSettings,
     build_config,
     cache_dir_setting,
     config_values,
@@ -117,7 +118,7 @@ class PipelineRequest(Settings):
 
 REQUEST_FIELDS = tuple(f.name for f in settings_fields(PipelineRequest))
 # the request's values every stage config takes as they are
-SHARED_FIELDS = ("run_id", "output_root", "profile", "overwrite", "cache_dir")
+SHARED_FIELDS = tuple(f.name for f in settings_fields(StageSettings))
 
 
 def request_from(values: Mapping[str, Any], file: ConfigFile | None = None,

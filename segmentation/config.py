@@ -9,17 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from core.config import (
-    Profile,
-    Settings,
-    cache_dir_setting,
-    output_root_setting,
-    overwrite_setting,
-    profile_setting,
-    require,
-    run_id_setting,
-    setting,
-)
+from core.config import StageSettings, require, setting
 from core.device import check_device
 from core.errors import UsageError
 from core.stage_cli import command_line
@@ -42,7 +32,7 @@ TINY_SEED = 4
 
 
 @dataclass(frozen=True)
-class SegmentConfig(Settings):
+class SegmentConfig(StageSettings):
     """Everything one ``run_segment`` call needs (``lanepaint segment``).
 
     ``window``: frames per SAM2 inference state; longer clips are cut into windows that overlap by one
@@ -59,11 +49,6 @@ class SegmentConfig(Settings):
     inputs: tuple[str, ...] = setting(
         (), help="videos: local paths, gs:// URIs or chunks://bucket/prefix?start=..&end=.. (repeatable)",
         flag="--input", nargs="+", metavar="URI", env=None, pipeline=False)
-    run_id: str | None = run_id_setting("run id of this segmentation run (stage 2 reads it as --data-run-id)")
-    output_root: str = output_root_setting()
-    profile: Profile = profile_setting()
-    overwrite: bool = overwrite_setting()
-    cache_dir: str | None = cache_dir_setting()
     model: Literal["tiny", "small", "base_plus", "large"] = setting(
         "large", help="SAM2.1 size of the full profile", aliases=("SAM2_MODEL",), group="model")
     checkpoint: str | None = setting(

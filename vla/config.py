@@ -7,17 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from core.config import (
-    Profile,
-    Settings,
-    cache_dir_setting,
-    output_root_setting,
-    overwrite_setting,
-    profile_setting,
-    require,
-    run_id_setting,
-    setting,
-)
+from core.config import Settings, StageSettings, overwrite_setting, require, setting
 from core.device import DEVICE_HELP, check_device
 from core.driving_dataset import CAMERA_NAME, DEFAULT_CAMERAS
 from core.errors import UsageError
@@ -27,7 +17,7 @@ _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
-class EvaluateConfig(Settings):
+class EvaluateConfig(StageSettings):
     """``lanepaint evaluate``: plan on original vs edited clips and measure the change (minADE).
 
     ``video_data`` is stage 2's output: a ``vp/<run_id>`` root, one instruction folder under it, or
@@ -42,11 +32,6 @@ class EvaluateConfig(Settings):
     video_data: str = setting("", help="stage 2 output: <root>/vp/<run_id>, one instruction folder under it, or one "
                               "*_vp_edit_sample0.mp4 (local path, gs:// or memory://)", env=None,
                               default_text="required", pipeline=False)
-    run_id: str | None = run_id_setting("run id of this evaluation (outputs go to alpamayo/<run_id>)")
-    output_root: str = output_root_setting()
-    profile: Profile = profile_setting()
-    overwrite: bool = overwrite_setting()
-    cache_dir: str | None = cache_dir_setting()
     model: Literal["auto", "alpamayo", "constant-velocity"] = setting(
         "auto", help="trajectory model; auto = alpamayo for --profile full, constant-velocity for tiny",
         aliases=("ALPAMAYO_MODEL",))
