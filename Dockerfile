@@ -14,14 +14,8 @@ COPY constraints.txt ./
 COPY requirements/orchestrator.txt requirements/
 RUN pip install -c constraints.txt -r requirements/orchestrator.txt
 
-COPY pyproject.toml README.md workflow_master.py ./
-COPY core core
-COPY segmentation segmentation
-COPY generation generation
-COPY vla vla
-COPY synthetic synthetic
-COPY training training
-COPY orchestrator orchestrator
+# the project: every package and workflow_master.py (.dockerignore keeps tests, docs and caches out)
+COPY . .
 RUN pip install --no-deps . && lanepaint --help > /dev/null
 
 VOLUME ["/cache", "/data"]

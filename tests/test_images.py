@@ -132,6 +132,9 @@ def test_dockerfile_installs_its_own_set(image):
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert os.path.exists(os.path.join(ROOT, source)), f"{dockerfile}: COPY {source} does not exist"
+    ignored = {line.strip().strip("/") for line in open(os.path.join(ROOT, ".dockerignore")) if line.strip()}
+    packages = {"core", "segmentation", "generation", "vla", "synthetic", "training", "orchestrator"}
+    assert "COPY . ." in text and not ignored & (packages | {"workflow_master.py", "pyproject.toml", "README.md"})
     if image != "orchestrator":
         assert "HF_HOME=/cache/huggingface" in text and 'VOLUME ["/cache", "/data"]' in text
     if image == "segmentation":
