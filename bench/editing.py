@@ -29,11 +29,13 @@ import sys
 import tempfile
 import time
 
-from core.lanes import LaneSpec
-from core.layout import Layout
-from core.vp_data import write_vp_clip
-from generation.instructions import DEFAULT_SHORTHANDS
-from synthetic.scenes import SceneSpec, render_scene
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # the packages and tests/fixtures
+
+from core.lanes import LaneSpec  # noqa: E402
+from core.layout import Layout  # noqa: E402
+from core.vp_data import write_vp_clip  # noqa: E402
+from generation.instructions import DEFAULT_SHORTHANDS  # noqa: E402
+from synthetic.scenes import SceneSpec, render_scene  # noqa: E402
 
 LANES = ("single white dashed", "double yellow solid", "single yellow solid")
 
@@ -53,7 +55,7 @@ def _stage1(root: str, videos: int) -> list[str]:
 def cpu_bench(videos: int, instructions: int, repeats: int = 2) -> dict[str, float]:
     from generation.config import EditConfig
     from generation.stage import run_edit
-    from generation.tiny_models import save_tiny_checkpoints
+    from tests.fixtures.tiny_checkpoints import save_tiny_checkpoints
 
     work = tempfile.mkdtemp(prefix="lanepaint-bench-")
     root = os.path.join(work, "out")

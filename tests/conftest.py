@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.gcs_emulator import Emulator
+from tests.fixtures.gcs_emulator import Emulator
 
 BUCKET = "lanepaint-test"
 

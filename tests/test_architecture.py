@@ -12,7 +12,9 @@ import ast
 import os
 import re
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.fixtures import REPO_ROOT
+
+ROOT = REPO_ROOT
 PACKAGES = ("core", "segmentation", "generation", "vla", "synthetic", "training", "orchestrator")
 TOP_MODULES = ("workflow_master",)
 

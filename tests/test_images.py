@@ -20,7 +20,9 @@ import urllib.request
 import pytest
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.fixtures import REPO_ROOT
+
+ROOT = REPO_ROOT
 
 # image -> (Dockerfile, pyproject extras it carries, installed with constraints.txt, target Python)
 IMAGES = {

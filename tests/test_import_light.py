@@ -1,4 +1,5 @@
-"""The light side of the tree (core, configs, CLIs, stage drivers, the DAG) imports where torch is not\nimportable, as in the orchestrator image."""
+"""The light side of the tree (core, configs, CLIs, stage drivers, the DAG) imports where torch is not
+importable, as in the orchestrator image."""
 
 import ast
 import json
@@ -8,7 +9,9 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.fixtures import REPO_ROOT
+
+ROOT = REPO_ROOT
 
 BLOCK_HEAVY = """
 import sys

@@ -11,8 +11,9 @@ import sys
 import pytest
 
 from generation.instructions import DEFAULT_SHORTHANDS
+from tests.fixtures import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 SCRIPT = os.path.join(ROOT, "scripts", "build_and_run.sh")
 STAMP = "20261121_101500"
 

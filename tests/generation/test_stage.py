@@ -220,7 +220,7 @@ def test_full_profile_code_path_loads_local_checkpoint_folders(tmp_path, scene):
 
 
 def _full_profile_run(tmp_path, scene):
-    from generation.tiny_models import save_tiny_checkpoints, save_tiny_quality_checkpoints
+    from tests.fixtures.tiny_checkpoints import save_tiny_checkpoints, save_tiny_quality_checkpoints
 
     paths = save_tiny_checkpoints(str(tmp_path / "ckpt")) | save_tiny_quality_checkpoints(str(tmp_path / "ckpt"))
     root = str(tmp_path / "out")

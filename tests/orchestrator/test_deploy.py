@@ -12,7 +12,9 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.fixtures import REPO_ROOT
+
+ROOT = REPO_ROOT
 
 # What the orchestrator image lacks: torch and every stage extra. A spec without a loader reads as
 # "not installed" to flyte's lazy imports (find_spec) and fails a real import with ImportError.

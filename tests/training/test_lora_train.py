@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 from core import storage
 from generation import lora_weights
 from orchestrator.cli import main
-from tests.lora_fixtures import write_dataset
+from tests.fixtures import REPO_ROOT
+from tests.fixtures.lane_datasets import write_dataset
 from training import lora_checkpoints as ckpt
 from training.lane_dataset import DatasetRow
 
@@ -120,7 +121,7 @@ def test_two_process_ddp_on_cpu(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "orchestrator.cli",
                            "train-lora", "--data", data, "--output", out, "--run-name", "ddp", "--max-train-steps", "2",
-                           *TRAIN], cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env,
+                           *TRAIN], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("train-lora ddp: 2 step(s)") == 1          # one summary, from the main process

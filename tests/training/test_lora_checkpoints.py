@@ -18,10 +18,11 @@ from core import storage
 from core.config import build_config
 from core.errors import LanepaintError, UsageError
 from generation import lora_weights
+from tests.fixtures import REPO_ROOT
 from training import lora_checkpoints as ckpt
 from training.lora_config import LoraTrainConfig
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 
 
 def _checkpoint(run: str, step: int, complete: bool = True, weights: bool = True) -> str:

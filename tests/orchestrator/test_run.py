@@ -17,8 +17,9 @@ from core.layout import Layout
 from orchestrator.cli import main
 from synthetic.av_dataset import AVDatasetSpec, write_av_dataset
 from tests.conftest import BUCKET
+from tests.fixtures import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 INSTRUCTION = "lane double yellow solid"
 FOLDER = "lane_double_yellow_solid"
 
