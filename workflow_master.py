@@ -5,10 +5,13 @@ Stages pass a run id and URIs, never Python objects: stage 2 reads stage 1's out
 maps its shard task over the videos (``flyte.map``, at most ``concurrency`` shards at a time; a shard
 loads its models once), then re-aggregates the run's manifest and reports.
 
-Entry points (all forward the same options; ``orchestrator.plan.PARAMS`` lists them):
+Entry points (all forward the same options, ``<stage>_<option>`` for every option a stage config exposes;
+``orchestrator.plan.OPTIONS`` lists them, ``lanepaint run --help`` shows them as flags):
 
 - ``master_pipeline(run_id, ..., stages="123")``: the stages named (1, 2, 3, 12, 23, 123);
-- ``sam2_only``, ``sam2_vp``, ``vp_only``, ``vp_alpamayo``, ``alpamayo_only``.
+- ``sam2_only``, ``sam2_vp``, ``vp_only``, ``vp_alpamayo``, ``alpamayo_only``;
+- ``segment_workflow``, ``edit_workflow``, ``evaluate_workflow``: one stage each, deployable alone with
+  its own driver (``segment_driver``, ``edit_driver``, ``evaluate_driver``).
 
 Stage 2 without stage 1 needs ``data_run_id`` (a segmentation run whose output exists); stage 3
 without stage 2 reads ``video_data`` (default ``<output_root>/vp/<run_id>``). Both are checked before
@@ -23,7 +26,9 @@ Run::
     flyte --config cluster.yaml run workflow_master.py master_pipeline --run_id r1 --inputs ...
 
 Images, GPU type, resources, retries and the cache version come from the ``deploy`` environment
-variables (``lanepaint env``; ``scripts/build_and_run.sh`` sets them). Imports flyte and core only.
+variables (``lanepaint env``; ``scripts/build_and_run.sh`` sets them). The tasks are defined in
+``orchestrator.dag`` (so ``lanepaint run`` can run them without importing this file); this file exposes
+them to ``flyte run`` and ``flyte deploy``. Imports the orchestrator only.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import AUTO, setting_of, settings_fields
-from core.errors import UsageError
+from core.errors import UsageError, brief
 
 COMMON = "common"
 
@@ -60,7 +60,7 @@ def _parse(path: str, text: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UsageError(f"--config {path}: not valid YAML ({' '.join(str(exc).split())})") from None
+        raise UsageError(f"--config {path}: not valid YAML ({brief(exc)})") from None
 
 
 @dataclass(frozen=True)

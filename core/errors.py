@@ -32,9 +32,16 @@ class VideoError(LanepaintError):
     """A video file that is missing, empty, corrupt or has no video stream."""
 
 
+def brief(exc: BaseException | str, limit: int = 300) -> str:
+    """A library's message as one line of at most ``limit`` characters (its type name when empty), to put
+    inside our own one-line messages."""
+    text = " ".join(str(exc).split())[:limit]
+    return text or (type(exc).__name__ if isinstance(exc, BaseException) else "")
+
+
 def one_line(exc: BaseException) -> str:
     """Render any exception as a single line: ``LanepaintError`` as its message, others with type."""
     if isinstance(exc, LanepaintError):
         return str(exc)
-    text = " ".join(str(exc).split()) or "(no message)"
+    text = brief(exc, limit=10_000) if str(exc).strip() else "(no message)"
     return f"{type(exc).__name__}: {text}"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
+from collections.abc import Callable, Sequence
 
-from core.errors import InvalidIdError
+from core.errors import InvalidIdError, LanepaintError
 
 _ALLOWED = re.compile(r"^[A-Za-z0-9._-]+$")
 _MAX_LEN = 200
@@ -54,3 +56,27 @@ def slugify(text: str, max_len: int = 80) -> str:
     slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_.-")
     slug = slug[:max_len].rstrip("_.-") or "item"
     return validate_id(slug, "folder name")
+
+
+def video_ids_of(uris: Sequence[str], check: Callable[[str], None] | None = None
+                 ) -> list[tuple[str, str | None, str | None]]:
+    """``(uri, video id, error)`` per input video: the id is the file stem (validated, then ``check``ed);
+    a bad name, or a second video with the same id (its outputs would collide), has id None and a
+    one-line error naming the URI."""
+    out: list[tuple[str, str | None, str | None]] = []
+    seen: dict[str, str] = {}
+    for uri in uris:
+        stem = os.path.splitext(uri.rstrip("/").rsplit("/", 1)[-1])[0]
+        try:
+            video_id = validate_id(stem, "video id")
+            if check is not None:
+                check(video_id)
+        except LanepaintError as exc:
+            out.append((uri, None, f"{uri}: {exc}"))
+            continue
+        if video_id in seen:
+            out.append((uri, None, f"{uri}: duplicate video id {video_id!r} (also {seen[video_id]})"))
+            continue
+        seen[video_id] = uri
+        out.append((uri, video_id, None))
+    return out

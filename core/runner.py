@@ -149,6 +149,16 @@ class ItemRunner(Generic[T]):
         return result
 
 
+def split_items(items: Sequence[T], parts: int = 1, size: int = 0) -> list[list[T]]:
+    """Contiguous shares of ``items`` in order: ``size`` items each, or (size 0) ``parts`` near-equal
+    ones; empty shares are dropped."""
+    items = list(items)
+    if not items:
+        return []
+    step = size or -(-len(items) // max(1, parts))
+    return [items[i:i + step] for i in range(0, len(items), step)]
+
+
 @dataclass(frozen=True)
 class StageResult:
     """What a stage function returns: plain data (URIs, ids, counts), never model objects.

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any, ClassVar
 
 from core.config import Settings, build_config, setting
-from core.errors import StorageError, UsageError
+from core.errors import StorageError, UsageError, brief
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def _errors(uri: str, action: str) -> Iterator[None]:
     except PermissionError:
         raise StorageError(f"{uri}: permission denied while trying to {action}") from None
     except Exception as exc:  # gcsfs/aiohttp raise many kinds; keep the message to one line
-        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        detail = brief(exc, 200)
         raise StorageError(f"{uri}: cannot {action} ({detail})") from None
 
 

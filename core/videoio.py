@@ -15,7 +15,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from core.errors import VideoError
+from core.errors import VideoError, brief
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _open(path: str) -> av.container.InputContainer:
 
 def _reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return " ".join(str(text).split())[:160]
+    return brief(text, 160)
 
 
 def _stream_fps(stream: av.video.stream.VideoStream, frames: int, duration: float) -> float:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from core.device import DevicePolicy, resolve_device
-from core.errors import LanepaintError
+from core.errors import LanepaintError, brief
 from core.logs import progress_enabled
 from generation.config import EditConfig
 from generation.first_frame import FluxFillInpainter, apply_lora, build_fluxfill
@@ -127,7 +127,7 @@ def _build_video(cfg: EditConfig, policy: DevicePolicy) -> tuple[VideoPainterPip
             pipe = VideoPainterPipeline.from_pretrained(cfg.cog_model, branch=branch, dtype=policy.dtype)
         except (OSError, ValueError) as exc:
             raise LanepaintError(f"cannot load the video models ({cfg.cog_model}, {cfg.branch_model}/"
-                                 f"{cfg.branch_subfolder}): {' '.join(str(exc).split())[:300]}") from None
+                                 f"{cfg.branch_subfolder}): {brief(exc)}") from None
         pipe.scheduler = CogVideoXDPMScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
         desc = {"model": cfg.cog_model, "branch": f"{cfg.branch_model}/{cfg.branch_subfolder}"}
     if cfg.id_lora_path:

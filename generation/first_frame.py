@@ -20,7 +20,7 @@ from diffusers import FluxFillPipeline
 from PIL import Image
 
 from core.device import DevicePolicy
-from core.errors import LanepaintError
+from core.errors import LanepaintError, brief
 from generation.lora_weights import local_lora_weights
 from generation.masking import composite, feather_alpha, fit_to_area, resize_frames, resize_masks
 
@@ -93,4 +93,4 @@ def build_fluxfill(profile: str, model: str, policy: DevicePolicy, seed: int = 0
     try:
         return FluxFillPipeline.from_pretrained(model, dtype=policy.dtype)
     except (OSError, ValueError) as exc:
-        raise LanepaintError(f"cannot load FluxFill from {model}: {' '.join(str(exc).split())[:300]}") from None
+        raise LanepaintError(f"cannot load FluxFill from {model}: {brief(exc)}") from None

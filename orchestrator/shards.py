@@ -13,30 +13,19 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from core import storage
 from core.config import build_config
 from core.errors import StorageError
 from core.layout import Layout
 from core.manifest import MANIFEST_NAME, RunManifest
-from core.runner import FAILED, OK, SKIPPED, ItemResult, RunSummary
+from core.runner import FAILED, OK, SKIPPED, ItemResult, RunSummary, split_items
 from core.stage_spec import StageSpec, load
 from orchestrator.plan import BY_NAME, StagePlan
 from orchestrator.results import StageReport
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-def split(items: Sequence[T], concurrency: int, videos_per_shard: int = 0) -> list[list[T]]:
-    """Contiguous shards: ``videos_per_shard`` items each, or (0) ``concurrency`` near-equal ones."""
-    items = list(items)
-    if not items:
-        return []
-    size = videos_per_shard or -(-len(items) // max(1, concurrency))
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def stage_config(spec: StageSpec, values: dict[str, Any]) -> Any:
@@ -48,7 +37,7 @@ def shard_configs(stage: StagePlan, concurrency: int, videos_per_shard: int = 0)
     """One JSON config per shard (sorted keys, so equal shards give equal Flyte cache keys)."""
     groups = stage.spec.item_groups(stage_config(stage.spec, stage.config))
     return [json.dumps(stage.config | stage.spec.shard_values(part), sort_keys=True)
-            for part in split(groups, concurrency, videos_per_shard)]
+            for part in split_items(groups, concurrency, videos_per_shard)]
 
 
 def run_shard(stage: str, config_json: str) -> StageReport:

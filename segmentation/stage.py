@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +18,8 @@ from core import storage, videoio
 from core.chunks import expand_inputs
 from core.device import memory_snapshot, resolve_device
 from core.errors import LanepaintError, UsageError
-from core.ids import new_run_id, validate_id
-from core.layout import Layout
+from core.ids import new_run_id, video_ids_of
+from core.layout import VP_MIN_VIDEO_ID_LEN, Layout
 from core.manifest import RunManifest
 from core.runner import FAILED, ItemRunner, RunSummary, StageResult, Timings
 from core.vp_data import write_vp_clip
@@ -44,30 +43,16 @@ class VideoItem:
         return self.video_id or self.uri
 
 
-def video_id_for(uri: str) -> str:
-    """The file stem: ``.../clip.camera_front_wide_120fov.mp4`` -> ``clip.camera_front_wide_120fov``."""
-    stem = os.path.splitext(storage.basename(uri))[0]
-    validate_id(stem, "video id")
-    if len(stem) < 4:  # VideoPainter's folder is video_id[:-3]
-        raise LanepaintError(f"invalid video id {stem!r}: VideoPainter's layout needs at least 4 characters")
-    return stem
+def check_vp_id(video_id: str) -> None:
+    """VideoPainter's folder is ``video_id[:-3]``: an id needs at least 4 characters."""
+    if len(video_id) < VP_MIN_VIDEO_ID_LEN:
+        raise LanepaintError(f"invalid video id {video_id!r}: VideoPainter's layout needs at least "
+                             f"{VP_MIN_VIDEO_ID_LEN} characters")
 
 
 def plan_items(videos: list[str]) -> list[VideoItem]:
     """One item per video; a bad file name or a second video with the same id is a failed item."""
-    items, seen = [], {}
-    for uri in videos:
-        try:
-            vid = video_id_for(uri)
-        except LanepaintError as exc:
-            items.append(VideoItem(uri, None, f"{uri}: {exc}"))
-            continue
-        if vid in seen:
-            items.append(VideoItem(uri, None, f"{uri}: duplicate video id {vid!r} (also {seen[vid]})"))
-            continue
-        seen[vid] = uri
-        items.append(VideoItem(uri, vid))
-    return items
+    return [VideoItem(uri, vid, error) for uri, vid, error in video_ids_of(videos, check_vp_id)]
 
 
 class _Segment:

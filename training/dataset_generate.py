@@ -24,9 +24,9 @@ from core import storage
 from core.errors import one_line
 from core.ids import new_run_id
 from core.manifest import RunManifest
-from core.runner import FAILED, SKIPPED, ItemResult, RunSummary, StageResult
+from core.runner import FAILED, SKIPPED, ItemResult, RunSummary, StageResult, split_items
 from training.dataset_config import DatasetGenerateConfig
-from training.dataset_sources import VideoJob, discover_videos, plan_devices, plan_jobs, shard
+from training.dataset_sources import VideoJob, discover_videos, plan_devices, plan_jobs
 from training.dataset_worker import (
     RECORDS_DIR,
     STAGE,
@@ -156,7 +156,7 @@ def generate_dataset(cfg: DatasetGenerateConfig, captioner_factory: CaptionerFac
              ", ".join(devices), cfg.output)
     if pending:
         level = logging.getLogger().getEffectiveLevel()
-        parts = shard(pending, len(devices))
+        parts = split_items(pending, len(devices))
         tasks = [WorkerTask(cfg, device, run_id, tuple(part), frozenset(state.sample_names), level,
                             f"{k + 1}/{len(parts)}") for k, (device, part) in enumerate(zip(devices, parts, strict=False))]
         for report in _dispatch(tasks, captioner_factory, cfg.output):

@@ -5,28 +5,24 @@
   given; a source that yields nothing or cannot be read is reported by itself and the others go on.
 - ``plan_jobs(videos)``: one ``VideoJob`` per video (id = file stem, chunk = its ``chunk_NNNN``
   folder); a bad id or a second video with the same id is a failed job (its samples would collide).
-- ``plan_devices(devices, profile)`` and ``shard(items, n)``: one worker per device, videos dealt
-  round-robin, so N GPUs each get every N-th video.
+- ``plan_devices(devices, profile)``: one worker per device (``core.runner.split_items`` gives each its
+  share of the videos).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from core import storage
 from core.chunks import is_chunks_uri, resolve_chunks
-from core.errors import LanepaintError, StorageError, UsageError
-from core.ids import validate_id
+from core.errors import StorageError, UsageError
+from core.ids import video_ids_of
 from training.dataset_config import parse_devices
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 _CHUNK = re.compile(r"^chunk_\d+$")
 NO_CHUNK = "(no chunk)"
 
@@ -100,22 +96,7 @@ def chunk_of(uri: str) -> str:
 
 
 def plan_jobs(videos: Sequence[str]) -> list[VideoJob]:
-    jobs: list[VideoJob] = []
-    seen: dict[str, str] = {}
-    for uri in videos:
-        chunk = chunk_of(uri)
-        stem = os.path.splitext(storage.basename(uri))[0]
-        try:
-            video_id = validate_id(stem, "video id")
-        except LanepaintError as exc:
-            jobs.append(VideoJob(uri, None, chunk, f"{uri}: {exc}"))
-            continue
-        if video_id in seen:
-            jobs.append(VideoJob(uri, None, chunk, f"{uri}: duplicate video id {video_id!r} (also {seen[video_id]})"))
-            continue
-        seen[video_id] = uri
-        jobs.append(VideoJob(uri, video_id, chunk))
-    return jobs
+    return [VideoJob(uri, vid, chunk_of(uri), error) for uri, vid, error in video_ids_of(videos)]
 
 
 def plan_devices(devices: str, profile: str, gpu_count: int | None = None) -> list[str]:
@@ -130,10 +111,3 @@ def plan_devices(devices: str, profile: str, gpu_count: int | None = None) -> li
 
         gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     return [f"cuda:{i}" for i in range(gpu_count)] or ["cpu"]
-
-
-def shard(items: Sequence[T], count: int) -> list[list[T]]:
-    """``items`` dealt round-robin into ``count`` lists (empty lists dropped)."""
-    if count < 1:
-        raise ValueError(f"shard count must be >= 1, got {count}")
-    return [list(items[k::count]) for k in range(count) if items[k::count]]

@@ -31,7 +31,7 @@ from diffusers.pipelines.flux.pipeline_flux_fill import calculate_shift
 from diffusers.utils.torch_utils import randn_tensor
 
 from core.device import DevicePolicy
-from core.errors import LanepaintError
+from core.errors import LanepaintError, brief
 from generation.first_frame import build_fluxfill
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def add_lora(transformer: torch.nn.Module, rank: int, alpha: float, dropout: flo
         try:
             transformer.add_adapter(config)
         except ValueError as exc:
-            raise LanepaintError(f"LoRA targets {','.join(targets)}: {' '.join(str(exc).split())[:200]}") from None
+            raise LanepaintError(f"LoRA targets {','.join(targets)}: {brief(exc, 200)}") from None
     count = 0
     for param in transformer.parameters():
         if param.requires_grad:

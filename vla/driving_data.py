@@ -34,7 +34,7 @@ from core.driving_dataset import (
     TRAJ_STEP_S,
     camera_index,
 )
-from core.errors import LanepaintError, UsageError
+from core.errors import LanepaintError, UsageError, brief
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class DrivingData:
                                    token=False if offline else None)
         except Exception as exc:  # the package raises many kinds for a broken cache
             raise UsageError(f"--dataset-dir {dataset_dir}: cannot open PhysicalAI-AV revision "
-                             f"{self.revision}: {' '.join(str(exc).split())[:200]}") from None
+                             f"{self.revision}: {brief(exc, 200)}") from None
         self.egomotion_feature = self.avdi.features.LABELS.EGOMOTION
         self.version = getattr(pai, "__version__", "?")
         log.info("PhysicalAI-AV dataset %s at revision %s (%d clips, offline=%s)", dataset_dir,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from core import storage
-from core.errors import LanepaintError, StorageError
+from core.errors import LanepaintError, StorageError, brief
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def load(uri: str) -> VisData:
     except (StorageError, LanepaintError):
         raise
     except (ValueError, OSError, KeyError) as exc:
-        raise LanepaintError(f"{name}: unreadable npz ({' '.join(str(exc).split())[:160]})") from None
+        raise LanepaintError(f"{name}: unreadable npz ({brief(exc, 160)})") from None
     vis = VisData(**values)
     if vis.pred_xyz.ndim != 3 or vis.gt_future_xyz.shape != vis.pred_xyz.shape[1:]:
         raise LanepaintError(f"{name}: pred_xyz {vis.pred_xyz.shape} does not match gt {vis.gt_future_xyz.shape}")

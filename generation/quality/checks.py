@@ -36,7 +36,7 @@ import numpy as np
 
 from core import storage
 from core.device import resolve_device
-from core.errors import LanepaintError, one_line
+from core.errors import LanepaintError, brief, one_line
 from core.layout import Layout
 from generation.config import EditConfig
 from generation.quality.judge import CaptionRefineWriter, ComplianceResult, Judge
@@ -189,7 +189,7 @@ def load_quality(cfg: EditConfig, vlm: Any = None) -> Quality:
                                    clip_temporal_model=cfg.clip_temporal_model)
         except (OSError, ValueError) as exc:
             raise LanepaintError(f"cannot load the CLIP models of the metrics ({cfg.clip_score_model}, "
-                                 f"{cfg.clip_temporal_model}): {' '.join(str(exc).split())[:300]}") from None
+                                 f"{cfg.clip_temporal_model}): {brief(exc)}") from None
         quality.scorer = scorer
         quality.descriptions["metrics"] = scorer.describe()
         models = {id(e.model): e.model for e in (scorer.clip_score, scorer.clip_temporal)}

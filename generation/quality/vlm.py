@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from core.device import DevicePolicy, memory_snapshot, resolve_device
-from core.errors import LanepaintError, UsageError
+from core.errors import LanepaintError, UsageError, brief
 from generation.config import DEFAULT_QWEN, QWEN_SIZES, qwen_source  # noqa: F401  (re-exported)
 from generation.quality.judge_parse import clean_caption
 from generation.quality.judge_prompts import caption_prompt
@@ -112,7 +112,7 @@ class QwenVLM:
                 self._model, self._processor = self._load_full(self.policy)
             except (OSError, ValueError) as exc:   # no network / no cache / not a Qwen2.5-VL folder
                 raise LanepaintError(f"cannot load Qwen2.5-VL from {self.source}: "
-                                     f"{' '.join(str(exc).split())[:300]}") from None
+                                     f"{brief(exc)}") from None
         self.load_count += 1
         log.info("Qwen2.5-VL %s loaded on %s (load #%d, placement %s) %s", self.source, self.policy.describe(),
                  self.load_count, self._plan_text(), memory_snapshot(self.policy.device))

@@ -9,6 +9,7 @@ import pytest
 
 from core.config import build_config, setting_of, settings_fields
 from core.errors import UsageError
+from core.runner import split_items
 from orchestrator.cli import main
 from orchestrator.plan import (
     OPTIONS,
@@ -21,7 +22,7 @@ from orchestrator.plan import (
     request_from,
 )
 from orchestrator.results import PipelineResult, StageReport
-from orchestrator.shards import shard_configs, split
+from orchestrator.shards import shard_configs
 
 # valid, non-default values of options of every type (int, float, str, bool, choice, tuple, optional)
 VALUES = {
@@ -147,9 +148,10 @@ def test_cli_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
 
 
 def test_split_keeps_order_and_sizes():
-    assert split(list("abcde"), 2) == [["a", "b", "c"], ["d", "e"]]
-    assert split(list("abcde"), 1, videos_per_shard=2) == [["a", "b"], ["c", "d"], ["e"]]
-    assert split(list("ab"), 8) == [["a"], ["b"]] and split([], 4) == []
+    assert split_items(list("abcde"), 2) == [["a", "b", "c"], ["d", "e"]]
+    assert split_items(list("abcde"), 1, size=2) == [["a", "b"], ["c", "d"], ["e"]]
+    assert split_items(list("ab"), 8) == [["a"], ["b"]] and split_items([], 4) == []
+    assert split_items(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
 
 
 def test_shards_of_each_stage(tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core.errors import LanepaintError, UsageError
+from core.errors import UsageError
 from segmentation.cleanup import (
     LOW_COVERAGE,
     clean_mask,
@@ -25,7 +25,7 @@ from segmentation.prompts import (
     plan_windows,
     prompt_frames,
 )
-from segmentation.stage import plan_items, video_id_for
+from segmentation.stage import plan_items
 from synthetic.scenes import SceneSpec, render_scene
 
 H, W = 60, 80
@@ -228,12 +228,12 @@ def test_edit_command_quotes_values():
 
 
 def test_video_ids_from_file_stems():
-    assert video_id_for("gs://b/chunk_0001/clip.camera_front_wide_120fov.mp4") == "clip.camera_front_wide_120fov"
-    assert video_id_for("/data/video_0001.mp4") == "video_0001"
-    with pytest.raises(LanepaintError, match="at least 4"):
-        video_id_for("/data/abc.mp4")
-    items = plan_items(["/a/clip_0001.mp4", "/b/clip_0001.mp4", "/c/bad name.mp4", "/d/abc.mp4"])
-    assert [i.error is None for i in items] == [True, False, False, False]
+    items = plan_items(["gs://b/chunk_0001/clip.camera_front_wide_120fov.mp4", "/a/clip_0001.mp4",
+                        "/b/clip_0001.mp4", "/c/bad name.mp4", "/d/abc.mp4"])
+    assert [i.video_id for i in items[:2]] == ["clip.camera_front_wide_120fov", "clip_0001"]
+    assert [i.error is None for i in items] == [True, True, False, False, False]
+    assert "VideoPainter's layout needs at least 4 characters" in items[4].error
+    items = items[1:]
     assert "duplicate video id 'clip_0001'" in items[1].error and items[1].item_id == "/b/clip_0001.mp4"
     assert items[2].error.startswith("/c/bad name.mp4: invalid video id")
 

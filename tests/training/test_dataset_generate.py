@@ -194,8 +194,7 @@ def test_gs_output_and_two_worker_processes(source, gcs_emulator, tmp_path):
     assert len(result.ok) == 3 and result.exit_code == 0
     manifest = json.loads(storage.read_text(storage.join(out, "manifest.json")))
     workers = {item: record["details"]["worker"] for item, record in manifest["items"].items()}
-    assert workers == {"synth_double_yellow_solid_s0": "1/2 cpu", "synth_single_white_dashed_s0": "1/2 cpu",
-                       "synth_double_yellow_solid_s1": "2/2 cpu"}     # dealt round-robin
+    assert sorted(workers.values()) == ["1/2 cpu", "1/2 cpu", "2/2 cpu"]   # contiguous, near-equal shares
     pids = {record["details"]["pid"] for record in manifest["items"].values()}
     assert len(pids) == 2 and os.getpid() not in pids and manifest["dataset"]["devices"] == ["cpu", "cpu"]
     report = validate_dataset(out, require_all_valid=True)

@@ -6,7 +6,7 @@ import pytest
 from core import storage
 from core.errors import UsageError
 from training.dataset_config import DatasetFilterConfig, DatasetGenerateConfig
-from training.dataset_sources import NO_CHUNK, chunk_of, discover_videos, plan_devices, plan_jobs, shard
+from training.dataset_sources import NO_CHUNK, chunk_of, discover_videos, plan_devices, plan_jobs
 
 
 def _bucket(root, layout):
@@ -63,7 +63,7 @@ def test_jobs_ids_chunks_and_duplicates():
     assert chunk_of("chunk_0001/x.mp4") == "chunk_0001" and chunk_of("x.mp4") == NO_CHUNK
 
 
-def test_devices_and_round_robin_shards():
+def test_devices_one_worker_each():
     assert plan_devices("auto", "tiny", gpu_count=4) == ["cpu"]
     assert plan_devices("auto", "full", gpu_count=3) == ["cuda:0", "cuda:1", "cuda:2"]
     assert plan_devices("auto", "full", gpu_count=0) == ["cpu"]
@@ -72,8 +72,6 @@ def test_devices_and_round_robin_shards():
     for bad, message in (("gpu", "'gpu'"), ("auto,cpu", "cannot be combined"), (" , ", "must not be empty")):
         with pytest.raises(UsageError, match=message):
             plan_devices(bad, "full")
-    assert shard(list(range(7)), 3) == [[0, 3, 6], [1, 4], [2, 5]]
-    assert shard([0], 4) == [[0]] and shard([], 2) == []
 
 
 def test_config_validation_and_filter_naming():

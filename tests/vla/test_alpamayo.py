@@ -11,8 +11,9 @@ import pytest
 pytest.importorskip("alpamayo_r1")
 pytest.importorskip("physical_ai_av")
 
+import os  # noqa: E402
+
 from core import storage, videoio  # noqa: E402
-from core.config import read_env  # noqa: E402
 from core.layout import Layout  # noqa: E402
 from synthetic.av_dataset import FRONT_CAMERA, AVDatasetSpec, write_av_dataset  # noqa: E402
 from vla.config import DEFAULT_MODEL_PATH, EvaluateConfig  # noqa: E402
@@ -31,7 +32,7 @@ def test_alpamayo_dual_inference_on_the_synthetic_fixture(tmp_path):
     with storage.atomic_path(uri) as tmp:
         videoio.encode(videoio.decode(clip.input_video, fps=8)[:16], tmp, fps=8)
     cfg = EvaluateConfig(video_data=Layout(root).vp_run("g1"), run_id="g1", output_root=root, model="alpamayo",
-                         model_path=read_env("ALPAMAYO_MODEL_PATH") or DEFAULT_MODEL_PATH, num_traj_samples=2,
+                         model_path=os.environ.get("ALPAMAYO_MODEL_PATH") or DEFAULT_MODEL_PATH, num_traj_samples=2,
                          dataset_dir=av.cache_dir)
     result = run_evaluate(cfg)
     assert result.exit_code == 0, result.failed
