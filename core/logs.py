@@ -54,6 +54,19 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+def _adopt_hub_logger() -> None:
+    """huggingface_hub adds its own stderr handler to a logger that also propagates to ours, so every hub
+    warning would print twice; its lines go through our handler only (importing its logging is cheap)."""
+    try:
+        import huggingface_hub.utils.logging  # noqa: F401 - its import adds the handler
+    except ImportError:
+        return
+    hub = logging.getLogger("huggingface_hub")
+    for handler in list(hub.handlers):
+        if type(handler) is logging.StreamHandler:
+            hub.removeHandler(handler)
+
+
 def setup_logging(level: str | int = "INFO") -> None:
     """Configure the root logger once for a command-line run (library code only uses loggers)."""
     if isinstance(level, str):
@@ -66,6 +79,7 @@ def setup_logging(level: str | int = "INFO") -> None:
     root.setLevel(level)
     for name in _NOISY:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    _adopt_hub_logger()
 
 
 def progress_enabled() -> bool:
