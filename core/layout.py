@@ -69,8 +69,12 @@ class Layout:
     def sam2_visualizations_dir(self, run_id: str, video_id: str) -> str:
         return storage.join(self.sam2_video(run_id, video_id), "visualizations")
 
+    @staticmethod
+    def segmented_video_name(video_id: str) -> str:
+        return f"{_vid(video_id)}_segmented.mp4"
+
     def sam2_segmented_video(self, run_id: str, video_id: str) -> str:
-        return storage.join(self.sam2_video(run_id, video_id), f"{video_id}_segmented.mp4")
+        return storage.join(self.sam2_video(run_id, video_id), self.segmented_video_name(video_id))
 
     def sam2_stats_json(self, run_id: str, video_id: str) -> str:
         """Per-video segmentation stats: per-frame coverage, consecutive IoU, flagged frames, timings."""

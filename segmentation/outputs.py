@@ -82,7 +82,7 @@ def write_local(folder: str, video_id: str, frames: np.ndarray, masks: np.ndarra
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         list(pool.map(one, range(len(frames))))
-    video = os.path.join(folder, f"{video_id}_segmented.mp4")
+    video = os.path.join(folder, Layout.segmented_video_name(video_id))
     videoio.encode(tinted, video, fps=fps, crf=VIS_CRF)
     return {"masks": mask_dir, "visualizations": vis_dir, "segmented_video": video}
 

@@ -38,6 +38,7 @@ from core.errors import LanepaintError, UsageError, brief
 from generation.config import DEFAULT_QWEN, QWEN_SIZES, qwen_source  # noqa: F401  (re-exported)
 from generation.quality.judge_parse import clean_caption
 from generation.quality.judge_prompts import caption_prompt
+from generation.quality.tiny_vlm import TINY_SOURCE
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class QwenVLM:
         if vram_reserve_gib < 0:
             raise UsageError(f"Qwen VRAM reserve {vram_reserve_gib} GiB: must be >= 0")
         self.profile = profile
-        self.source = qwen_source(model) if profile == "full" else "tiny-random-qwen2.5-vl"
+        self.source = qwen_source(model) if profile == "full" else TINY_SOURCE
         self.requested_device = device
         self.vram_reserve_gib = float(vram_reserve_gib)
         self.unload_after_use = bool(unload_after_use)
