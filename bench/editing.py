@@ -110,12 +110,12 @@ def _models(smoke: bool):
     )
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
+    from core.tokenizers import tiny_clip_tokenizer, tiny_t5_tokenizer
     from generation.tiny_models import (
         COGVIDEOX_SCHEDULER,
         tiny_cogvideox_components,
         tiny_fluxfill_components,
     )
-    from generation.tiny_tokenizers import tiny_clip_tokenizer, tiny_t5_tokenizer
     from generation.videopainter.branch import VideoPainterBranch
     from generation.videopainter.pipeline import VideoPainterPipeline
 

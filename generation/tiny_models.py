@@ -27,7 +27,7 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-from generation.tiny_tokenizers import tiny_clip_tokenizer, tiny_t5_tokenizer
+from core.tokenizers import tiny_clip_tokenizer, tiny_t5_tokenizer
 from generation.videopainter.branch import VideoPainterBranch
 
 TINY_SIZE = (96, 64)           # (width, height) in pixels: latent 12 x 8, 6 x 4 tokens per frame

@@ -110,7 +110,7 @@ def tiny_clip_model(tokenizer: Any, seed: int) -> Any:
 def load_clip(name: str, profile: str, policy: DevicePolicy, cache_dir: str | None = None) -> ClipEmbedder:
     """Load ``name`` (full) or build its tiny stand-in (seeded by the name), in eval mode on the device."""
     if profile == "tiny":
-        from generation.tiny_tokenizers import tiny_clip_tokenizer
+        from core.tokenizers import tiny_clip_tokenizer
 
         tokenizer = tiny_clip_tokenizer()
         model = tiny_clip_model(tokenizer, seed=zlib.crc32(name.encode("utf-8")) % 2**31)

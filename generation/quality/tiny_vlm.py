@@ -7,7 +7,7 @@ through ``ImageOnlyQwenProcessor``) from a tiny config:
   sections ``mrope_section`` must sum to head_dim / 2 = 4, so (2, 1, 1) for (time, height, width);
 - vision tower: 2 blocks, hidden 32, patch 14, spatial merge 2 (one 28x28 area = one token),
   window 56, the last block with full attention;
-- image processor: PIL backend (no torchvision) with min/max pixels of 4 and 16 merged tokens, so any
+- image processor: PIL backend without torchvision with min/max pixels of 4 and 16 merged tokens, so any
   panel becomes 4-16 image tokens;
 - tokenizer: ``tiny_qwen_tokenizer()`` (byte-level BPE with the Qwen chat and vision tokens).
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from generation.tiny_tokenizers import tiny_qwen_tokenizer
+from core.tokenizers import image_only_processor, qwen_image_processor_class, tiny_qwen_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -46,42 +46,13 @@ QWEN_CHAT_TEMPLATE = (
 )
 
 
-def image_only_processor_class() -> type:
-    """``Qwen2_5_VLProcessor`` that accepts ``video_processor=None``.
-
-    transformers cannot build any video processor without torchvision, and the processor's class
-    check rejects ``None``. We only ever send images, so the check is skipped for a missing video
-    processor; everything else (image token expansion, chat template, decoding) is the stock class.
-    """
-    from transformers import Qwen2_5_VLProcessor
-
-    class ImageOnlyQwenProcessor(Qwen2_5_VLProcessor):
-        def check_argument_for_proper_class(self, argument_name: str, argument: Any) -> Any:
-            if argument_name == "video_processor" and argument is None:
-                return None
-            return super().check_argument_for_proper_class(argument_name, argument)
-
-    return ImageOnlyQwenProcessor
-
-
-def image_processor_class() -> type:
-    """The Qwen2-VL image processor: torchvision backend when importable, else the PIL backend."""
-    try:
-        import torchvision  # noqa: F401
-        from transformers import Qwen2VLImageProcessor
-
-        return Qwen2VLImageProcessor
-    except Exception:  # no (working) torchvision: the PIL backend gives the same pixels
-        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-
-        return Qwen2VLImageProcessorPil
-
-
 def build_processor(image_processor: Any, tokenizer: Any) -> Any:
     """An image-only Qwen2.5-VL processor, left padding (batched generation), a chat template."""
     tokenizer.padding_side = "left"
     template = getattr(tokenizer, "chat_template", None) or QWEN_CHAT_TEMPLATE
-    return image_only_processor_class()(
+    from transformers import Qwen2_5_VLProcessor
+
+    return image_only_processor(Qwen2_5_VLProcessor)(
         image_processor=image_processor, tokenizer=tokenizer, video_processor=None, chat_template=template
     )
 
@@ -118,7 +89,7 @@ def build_tiny_qwen(device: str = "cpu", dtype: Any = torch.float32, seed: int =
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     tokenizer = tiny_qwen_tokenizer()
-    image_processor = image_processor_class()(min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS)
+    image_processor = qwen_image_processor_class()(min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS)
     processor = build_processor(image_processor, tokenizer)
     config = tiny_qwen_config(tokenizer)
     with torch.random.fork_rng(devices=[]):

@@ -122,10 +122,11 @@ class QwenVLM:
     def _load_full(self, policy: DevicePolicy) -> tuple[Any, Any]:
         from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
-        from generation.quality.tiny_vlm import build_processor, image_processor_class
+        from core.tokenizers import qwen_image_processor_class
+        from generation.quality.tiny_vlm import build_processor
 
         tokenizer = AutoTokenizer.from_pretrained(self.source, cache_dir=self.cache_dir)
-        image_processor = image_processor_class().from_pretrained(self.source, cache_dir=self.cache_dir)
+        image_processor = qwen_image_processor_class().from_pretrained(self.source, cache_dir=self.cache_dir)
         processor = build_processor(image_processor, tokenizer)
         self.plan = memory_plan(policy, self.vram_reserve_gib)
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(

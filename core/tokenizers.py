@@ -1,8 +1,12 @@
-"""Tiny tokenizers built in memory, offline, for the `tiny` model profile.
+"""Tokenizers and processors the stages' models share (transformers is imported inside the functions).
 
-The real classes (CLIPTokenizer, T5Tokenizer, Qwen2Tokenizer) from a few hundred entries: a
-byte-level alphabet (so any text encodes) plus a handful of merges for our domain words. Each one
-saved is about 10 KB. Token ids are meaningless, like the tiny models' weights.
+- Tiny tokenizers built in memory, offline, for the ``tiny`` profile: the real classes (CLIPTokenizer,
+  T5Tokenizer, Qwen2Tokenizer) from a few hundred entries: a byte-level alphabet (so any text encodes)
+  plus a handful of merges for our domain words. Each one saved is about 10 KB. Token ids are
+  meaningless, like the tiny models' weights.
+- Image-only processors for the Qwen vision-language models (the stage-2 judge, Qwen2.5-VL; the stage-3
+  driving model's backbone, Qwen3-VL): transformers cannot build a video processor without torchvision,
+  which CPU environments do not have, and only images are ever sent.
 """
 
 from __future__ import annotations
@@ -90,3 +94,35 @@ def tiny_qwen_tokenizer(model_max_length: int = 4096) -> Any:
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
     tokenizer.add_special_tokens({"additional_special_tokens": list(QWEN_SPECIAL_TOKENS)})
     return tokenizer
+
+
+def image_only_processor(base: type) -> type:
+    """``base`` (a Qwen-VL processor class) accepting ``video_processor=None``.
+
+    The processor's class check rejects ``None``; we only ever send images, so the check is skipped for a
+    missing video processor. Everything else (image token expansion, chat template, decoding) is the
+    stock class.
+    """
+
+    class ImageOnlyProcessor(base):  # type: ignore[misc, valid-type]
+        def check_argument_for_proper_class(self, argument_name: str, argument: Any) -> Any:
+            if argument_name == "video_processor" and argument is None:
+                return None
+            return super().check_argument_for_proper_class(argument_name, argument)
+
+    ImageOnlyProcessor.__name__ = ImageOnlyProcessor.__qualname__ = f"ImageOnly{base.__name__}"
+    return ImageOnlyProcessor
+
+
+def qwen_image_processor_class() -> type:
+    """The Qwen2-VL image processor (Qwen3-VL uses it too): the torchvision backend when importable, else
+    the PIL backend, which gives the same pixels."""
+    try:
+        import torchvision  # noqa: F401
+        from transformers import Qwen2VLImageProcessor
+
+        return Qwen2VLImageProcessor
+    except Exception:
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+        return Qwen2VLImageProcessorPil

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from generation.tiny_tokenizers import (
+from core.tokenizers import (
     QWEN_SPECIAL_TOKENS,
     tiny_clip_tokenizer,
     tiny_qwen_tokenizer,
