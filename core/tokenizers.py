@@ -27,6 +27,21 @@ DOMAIN_WORDS = ("the", "lane", "road", "white", "yellow", "solid", "dashed", "do
 QWEN_SPECIAL_TOKENS = ("<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                        "<|image_pad|>", "<|video_pad|>", "<|vision_pad|>")
 
+# A chat template in Qwen's format (system/user/assistant turns, an image as
+# <|vision_start|><|image_pad|><|vision_end|>), used when the tokenizer carries none.
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
 
 @functools.lru_cache(maxsize=1)
 def byte_level_alphabet() -> tuple[str, ...]:

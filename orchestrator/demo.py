@@ -132,10 +132,10 @@ def _evaluate(state: DemoState) -> str:
         return "skipped: no stage-2 output"
     if dataset is None:
         return "skipped: no synthetic driving dataset"
-    report = _run_stage(state, "evaluate", "3", video_data=edit.run_uri, evaluate_model="constant-velocity",
-                        evaluate_dataset_dir=dataset.cache_dir)
+    report = _run_stage(state, "evaluate", "3", video_data=edit.run_uri, evaluate_dataset_dir=dataset.cache_dir)
     return (f"{len(report.ok) + len(report.skipped)} clip(s) evaluated, {len(report.failed)} failed "
-            f"(constant-velocity baseline); report {report.extra.get('report_uri', '')}")
+            f"(Alpamayo-R1 architecture, tiny, beside the constant-velocity baseline); "
+            f"report {report.extra.get('report_uri', '')}")
 
 
 STEPS: tuple[tuple[str, Callable[[DemoState], str]], ...] = (

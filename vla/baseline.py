@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -69,7 +70,10 @@ class ConstantVelocityModel:
         return {"model": self.name, "kind": "constant speed and yaw rate from the ego history",
                 "fit_steps": self.fit_steps, "samples": 1, "uses_images": False}
 
-    def predict(self, inputs: ModelInput) -> Prediction:
-        start = time.perf_counter()
-        xyz, rot = ctrv_rollout(inputs.ego_history_xyz, inputs.ego_history_rot, fit_steps=self.fit_steps)
-        return Prediction(xyz[None], rot[None], (), time.perf_counter() - start)
+    def predict(self, inputs: Sequence[ModelInput], seed: int = 0) -> list[Prediction]:
+        out = []
+        for item in inputs:
+            start = time.perf_counter()
+            xyz, rot = ctrv_rollout(item.ego_history_xyz, item.ego_history_rot, fit_steps=self.fit_steps)
+            out.append(Prediction(xyz[None], rot[None], (), time.perf_counter() - start))
+        return out

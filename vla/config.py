@@ -13,6 +13,7 @@ from core.driving_dataset import CAMERA_NAME, DEFAULT_CAMERAS
 from core.errors import UsageError
 
 DEFAULT_MODEL_PATH = "nvidia/Alpamayo-R1-10B"
+PROCESSOR_SOURCE = "Qwen/Qwen3-VL-2B-Instruct"   # upstream hard-codes it: image processor + chat template
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -33,12 +34,21 @@ class EvaluateConfig(StageSettings):
                               "*_vp_edit_sample0.mp4 (local path, gs:// or memory://)", env=None,
                               default_text="required", pipeline=False)
     model: Literal["auto", "alpamayo", "constant-velocity"] = setting(
-        "auto", help="trajectory model; auto = alpamayo for --profile full, constant-velocity for tiny",
-        aliases=("ALPAMAYO_MODEL",))
-    model_path: str = setting(DEFAULT_MODEL_PATH, help="Alpamayo-R1 checkpoint: hub id or local folder",
-                              aliases=("ALPAMAYO_MODEL_PATH", "ALPAMAYO_MODEL_ID"))
-    num_traj_samples: int = setting(1, help="trajectory samples per inference; minADE takes the best",
-                                    aliases=("ALPAMAYO_NUM_TRAJ_SAMPLES",))
+        "auto", help="trajectory model; auto = alpamayo (the tiny profile builds its architecture with random "
+        "weights)", aliases=("ALPAMAYO_MODEL",), group="driving model")
+    model_path: str = setting(DEFAULT_MODEL_PATH, help="Alpamayo-R1 checkpoint: hub id or local folder (released "
+                              "layout)", aliases=("ALPAMAYO_MODEL_PATH", "ALPAMAYO_MODEL_ID"), group="driving model")
+    processor_path: str = setting(PROCESSOR_SOURCE, help="image processor and chat template of the driving model "
+                                  "(hub id or local folder)", group="driving model")
+    model_offline: bool = setting(False, help="load the checkpoint, its backbone config and tokenizer and the "
+                                  "processor from local files only (a node without network)", group="driving model")
+    num_traj_samples: int = setting(1, help="trajectory samples per input; minADE takes the best, the plan "
+                                    "displacement averages the paired samples", aliases=("ALPAMAYO_NUM_TRAJ_SAMPLES",),
+                                    group="driving model")
+    max_generation_length: int | None = setting(None, help="most reasoning tokens sampled before the trajectory",
+                                                default_text="full 256, tiny 16", group="driving model")
+    baseline: bool = setting(True, help="also run the constant-velocity baseline on every clip, reported beside "
+                             "the model as a reference line", group="driving model")
     video_name: str = setting("auto", help="auto = every edited clip; else comma-separated video ids "
                               "(<clip>.<camera>), clip ids or file names", aliases=("ALPAMAYO_VIDEO_NAME",))
     dataset_dir: str = setting("", help="Hugging Face cache folder holding the PhysicalAI-AV dataset",
@@ -78,13 +88,14 @@ class EvaluateConfig(StageSettings):
             (math.isfinite(self.t0_offset), f"--t0-offset {self.t0_offset}: must be a finite number of seconds"),
         ))
         check_device(self.device)
+        if self.max_generation_length is None:
+            object.__setattr__(self, "max_generation_length", 256 if self.profile == "full" else 16)
+        require(((self.max_generation_length >= 1, "--max-generation-length must be >= 1"),))
 
     @property
     def resolved_model(self) -> str:
-        """``auto``: Alpamayo-R1 for the full profile, the constant-velocity baseline for tiny."""
-        if self.model != "auto":
-            return self.model
-        return "constant-velocity" if self.profile == "tiny" else "alpamayo"
+        """``auto``: Alpamayo-R1 (its tiny profile runs the same architecture with random weights)."""
+        return "alpamayo" if self.model == "auto" else self.model
 
     def wants(self, video_id: str, clip_id: str, file_name: str) -> bool:
         """Whether ``--video-name`` selects this video (``auto``: all; else a comma list of names)."""

@@ -39,7 +39,6 @@ from core.errors import LanepaintError, UsageError, brief
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class DrivingSample:
     clip_id: str

@@ -1,7 +1,11 @@
-"""One edited clip through the driving model twice: original frames, then the edited camera swapped in.
+"""One edited clip through the driving model: its original frames and, in the same batch, the same frames
+with the edited camera swapped in.
 
-Both runs get the same ego history, the same other cameras and the same frame timestamps; only the
-edited camera's frames differ. Outputs under ``alpamayo/<run_id>/<instruction_folder>/<video_id>/``:
+Both inputs get the same ego history, the same other cameras and the same frame timestamps; only the
+edited camera's frames differ. They run as one batch of two with one seed per clip
+(``clip_seed``: stable, recorded), so sample ``k`` of both starts from the same noise and the plan
+displacement between them (ADE/FDE, paired by sample) measures the edit alone. The constant-velocity
+baseline runs beside the model as a reference line (it ignores images: its displacement is 0). Outputs under ``alpamayo/<run_id>/<instruction_folder>/<video_id>/``:
 ``_vis_data.npz``, ``_overlay.mp4`` and ``_comparison.mp4``, then ``_inference.json`` last (its
 ``"success": true`` marks the video complete). A failure after the name was parsed leaves an
 ``_inference.json`` with ``"success": false`` and the reason, which never counts as complete.
@@ -9,6 +13,7 @@ edited camera's frames differ. Outputs under ``alpamayo/<run_id>/<instruction_fo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -27,7 +32,7 @@ from vla import visdata
 from vla.config import EvaluateConfig
 from vla.driving_data import DrivingData
 from vla.edited_frames import NUM_FRAMES, read_last_frames
-from vla.metrics import finite_or_none, min_ade
+from vla.metrics import finite_or_none, min_ade, plan_displacement
 from vla.model_io import ModelInput
 from vla.models import TrajectoryModel
 
@@ -45,6 +50,26 @@ class EvalContext:
     model: TrajectoryModel
     data: DrivingData
     cache_dir: str
+    baseline: TrajectoryModel | None = None
+
+
+def clip_seed(seed: int, clip_id: str, camera: str) -> int:
+    """The seed of one clip's paired run: the run seed and the clip's video id hashed (stable across runs,
+    machines and instructions, so the original input's plan is the same under every instruction)."""
+    digest = hashlib.sha256(f"{int(seed)}:{clip_id}.{camera}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def _paired(model: TrajectoryModel, original: ModelInput, edited: ModelInput, seed: int,
+            ground_truth: np.ndarray, label: str, video: EditedVideo) -> dict[str, Any]:
+    """One model on the pair: predictions, minADE of each, their difference and the plan displacement."""
+    first, second = model.predict([original, edited], seed=seed)
+    for name, pred in (("original", first), ("edited", second)):
+        if not np.isfinite(pred.xyz).all():
+            raise LanepaintError(f"{video.file_name}: {label} returned a non-finite trajectory ({name} input)")
+    ade, ade_original = min_ade(second.xyz, ground_truth), min_ade(first.xyz, ground_truth)
+    return {"original": first, "edited": second, "min_ade": ade, "original_min_ade": ade_original,
+            "displacement": plan_displacement(first.xyz, second.xyz)}
 
 
 def output_uris(ctx: EvalContext, video: EditedVideo) -> dict[str, str]:
@@ -83,14 +108,18 @@ def _run(ctx: EvalContext, video: EditedVideo, uris: dict[str, str], timings: Ti
     def model_input(frames):
         return ModelInput(frames, sample.camera_indices, sample.ego_history_xyz, sample.ego_history_rot)
 
+    seed = clip_seed(cfg.seed, clip_id, camera)
     with timings.phase("inference"):
-        original = ctx.model.predict(model_input(sample.frames))
-        edited_pred = ctx.model.predict(model_input(swapped))
-    for name, pred in (("original", original), ("edited", edited_pred)):
-        if not np.isfinite(pred.xyz).all():
-            raise LanepaintError(f"{video.file_name}: the model returned a non-finite trajectory ({name} run)")
+        main = _paired(ctx.model, model_input(sample.frames), model_input(swapped), seed, sample.ego_future_xyz,
+                       ctx.model.name, video)
+    reference = None
+    if ctx.baseline is not None:
+        with timings.phase("baseline"):
+            reference = _paired(ctx.baseline, model_input(sample.frames), model_input(swapped), seed,
+                                sample.ego_future_xyz, ctx.baseline.name, video)
+    original, edited_pred = main["original"], main["edited"]
     memory = memory_snapshot(ctx.model.device) | edited_pred.memory
-    ade, ade_original = min_ade(edited_pred.xyz, sample.ego_future_xyz), min_ade(original.xyz, sample.ego_future_xyz)
+    ade, ade_original = main["min_ade"], main["original_min_ade"]
     vis = visdata.VisData(
         pred_xyz=edited_pred.xyz, pred_rot=edited_pred.rot, gt_future_xyz=sample.ego_future_xyz,
         gt_future_rot=sample.ego_future_rot, ego_history_xyz=sample.ego_history_xyz,
@@ -125,6 +154,14 @@ def _run(ctx: EvalContext, video: EditedVideo, uris: dict[str, str], timings: Ti
         "min_ade_meters": ade,
         "original_min_ade_meters": ade_original,
         "min_ade_delta_meters": ade - ade_original,
+        "plan_displacement": main["displacement"],
+        "seed": seed,
+        "seed_rule": "sha256(run seed:clip_id.camera), first 31 bits; shared by the original and edited input",
+        "baseline": None if reference is None else {
+            "model": ctx.baseline.name, "min_ade_meters": reference["min_ade"],
+            "original_min_ade_meters": reference["original_min_ade"],
+            "min_ade_delta_meters": reference["min_ade"] - reference["original_min_ade"],
+            "plan_displacement": reference["displacement"]},
         "reasoning_traces": list(edited_pred.reasoning),
         "original_reasoning_traces": list(original.reasoning),
         "temporal_config": {
@@ -140,6 +177,7 @@ def _run(ctx: EvalContext, video: EditedVideo, uris: dict[str, str], timings: Ti
         "metrics": {
             "inference_time_seconds": round(edited_pred.seconds, 4),
             "original_inference_time_seconds": round(original.seconds, 4),
+            "pair_inference_time_seconds": round(edited_pred.seconds + original.seconds, 4),
             "gpu_memory_used_gb": _gb(memory.get("gpu_memory_used_gb")),
             "gpu_memory_peak_gb": _gb(memory.get("gpu_memory_peak_gb")),
             "ram_used_mb": memory.get("ram_used_mb"),
@@ -149,7 +187,8 @@ def _run(ctx: EvalContext, video: EditedVideo, uris: dict[str, str], timings: Ti
     }
     storage.write_text(uris["inference"], json.dumps(record, indent=2))
     return {"min_ade": finite_or_none(ade), "original_min_ade": finite_or_none(ade_original),
-            "delta": finite_or_none(ade - ade_original), "clip_id": clip_id, "camera": camera}
+            "delta": finite_or_none(ade - ade_original), "plan_ade": finite_or_none(main["displacement"]["ade_meters"]),
+            "clip_id": clip_id, "camera": camera, "seed": seed}
 
 
 def evaluate_video(ctx: EvalContext, video: EditedVideo, timings: Timings) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """minADE and the paired statistics of its change under an edit.
 
 - ``min_ade``: min over samples of the mean XY L2 distance to the ground truth over the waypoints.
+- ``plan_displacement``: how far the plan moved between the original and the edited input (ADE/FDE of
+  the paired samples), the direct measure of the edit's effect.
 - ``paired_delta_stats``: for paired values (edited, original) of one instruction, the deltas
   ``edited - original`` with mean, median, a percentile bootstrap 95% interval of the mean
   (seeded), and a two-sided paired permutation test of "mean delta = 0" by sign flips: exact
@@ -28,6 +30,20 @@ def min_ade(pred_xyz: np.ndarray, gt_xyz: np.ndarray) -> float:
         raise ValueError(f"minADE: predictions {pred.shape} do not match ground truth {gt.shape}")
     ade = np.linalg.norm(pred[..., :2] - gt[None, :, :2], axis=-1).mean(axis=-1)
     return float(ade.min())
+
+
+def plan_displacement(original_xyz: np.ndarray, edited_xyz: np.ndarray) -> dict[str, object]:
+    """How far the plan moved: per sample ``k``, the mean (ADE) and final (FDE) XY distance between the
+    edited input's trajectory ``k`` and the original input's trajectory ``k`` (paired samples start from the
+    same noise), and their means over the samples. Inputs ``[S, T, 3]``."""
+    a = np.asarray(original_xyz, dtype=np.float64)
+    b = np.asarray(edited_xyz, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 3:
+        raise ValueError(f"plan displacement: trajectories {a.shape} and {b.shape} do not pair")
+    dist = np.linalg.norm(a[..., :2] - b[..., :2], axis=-1)          # [S, T]
+    ade, fde = dist.mean(axis=-1), dist[:, -1]
+    return {"ade_meters": float(ade.mean()), "fde_meters": float(fde.mean()),
+            "ade_per_sample": [float(v) for v in ade], "fde_per_sample": [float(v) for v in fde]}
 
 
 @dataclass(frozen=True)

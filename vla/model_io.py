@@ -2,7 +2,9 @@
 
 A model gets the frames of every camera (``[N, T, H, W, 3]`` uint8, sorted by camera index), the
 camera indices and the ego history in the t0 frame, and returns ``S`` trajectories of 64 waypoints
-at 0.1 s (``xyz [S, 64, 3]``, ``rot [S, 64, 3, 3]``) plus any reasoning text.
+at 0.1 s (``xyz [S, 64, 3]``, ``rot [S, 64, 3, 3]``) plus any reasoning text. Models take a batch of
+inputs (the original and the edited input of a clip) and a seed: sample ``k`` of every input of one
+call starts from the same noise, so the inputs' predictions are paired sample by sample.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 HORIZON = 64
+
+
 @dataclass(frozen=True)
 class ModelInput:
     frames: np.ndarray            # [N, T, H, W, 3] uint8

@@ -1,19 +1,18 @@
 """The one small interface every trajectory model implements (inputs and outputs in ``vla.model_io``),
-and the factory that loads one. Models are loaded once per stage call. The Alpamayo-R1 adapter (and torch with it) is imported only when selected.
+and the factory that loads one. Models are loaded once per stage call; Alpamayo-R1 (and torch with it) is
+imported only when selected.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from core.errors import UsageError
 from vla.model_io import ModelInput, Prediction
 
 log = logging.getLogger(__name__)
-
-ALPAMAYO_INSTALL_HINT = ("pip install 'alpamayo_r1 @ git+https://github.com/NVlabs/alpamayo' "
-                         "(Python 3.12, torch 2.8, flash-attn; it belongs in the VLA stage image)")
 
 
 class TrajectoryModel(Protocol):
@@ -22,28 +21,24 @@ class TrajectoryModel(Protocol):
 
     def describe(self) -> dict[str, Any]: ...
 
-    def predict(self, inputs: ModelInput) -> Prediction: ...
+    def predict(self, inputs: Sequence[ModelInput], seed: int = 0) -> list[Prediction]: ...
 
 
 def load_model(kind: str, *, profile: str, model_path: str, num_traj_samples: int, device: str = "auto",
-               seed: int = 42) -> TrajectoryModel:
+               max_new_tokens: int = 256, processor_path: str | None = None, offline: bool = True,
+               cache_dir: str | None = None) -> TrajectoryModel:
     """Load the model named ``kind`` once (``alpamayo`` or ``constant-velocity``)."""
     if kind == "constant-velocity":
         from vla.baseline import ConstantVelocityModel
 
-        if num_traj_samples > 1:
-            log.info("constant-velocity baseline is deterministic: it returns one trajectory, "
-                     "not %d samples", num_traj_samples)
         return ConstantVelocityModel()
     if kind == "alpamayo":
-        if profile == "tiny":
-            raise UsageError("--model alpamayo has no tiny profile (its package and 10B checkpoint need a GPU "
-                             "image); use --model constant-velocity with --profile tiny")
-        try:
-            import alpamayo_r1  # noqa: F401 - only to give the install hint early
-        except ImportError:
-            raise UsageError(f"--model alpamayo needs the alpamayo_r1 package: {ALPAMAYO_INSTALL_HINT}") from None
-        from vla.alpamayo import AlpamayoModel
+        from core.device import resolve_device
+        from vla.alpamayo.loader import load_alpamayo
+        from vla.alpamayo.predictor import AlpamayoPredictor
 
-        return AlpamayoModel.load(model_path, num_traj_samples=num_traj_samples, device=device, seed=seed)
+        policy = resolve_device(device, profile)
+        loaded = load_alpamayo(profile, model_path, policy, local_only=offline, processor_source=processor_path,
+                               cache_dir=cache_dir)
+        return AlpamayoPredictor(loaded, policy, num_samples=num_traj_samples, max_new_tokens=max_new_tokens)
     raise UsageError(f"--model {kind!r}: use alpamayo or constant-velocity")

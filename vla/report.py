@@ -70,6 +70,27 @@ def _metric(rows: list[dict[str, Any]], key: str) -> list[float]:
     return [float(r["metrics"][key]) for r in rows if r.get("metrics", {}).get(key) is not None]
 
 
+def _displacement(group: list[dict[str, Any]], key: str | None = None) -> dict[str, float | None]:
+    """Mean, median and max of the plan displacement (ADE and FDE between the original and edited plans)."""
+    records = [(r.get(key) or {}) if key else r for r in group]
+    out: dict[str, float | None] = {}
+    for metric in ("ade_meters", "fde_meters"):
+        values = [float(d["plan_displacement"][metric]) for d in records if d.get("plan_displacement")]
+        out[metric] = _mean(values)
+        out[f"{metric}_median"] = float(statistics.median(values)) if values else None
+        out[f"{metric}_max"] = _max(values)
+    return out
+
+
+def _baseline(group: list[dict[str, Any]]) -> dict[str, Any] | None:
+    records = [r["baseline"] for r in group if r.get("baseline")]
+    if not records:
+        return None
+    return {"model": records[0]["model"], "min_ade_meters": _mean([b["min_ade_meters"] for b in records]),
+            "min_ade_delta_meters": _mean([b["min_ade_delta_meters"] for b in records]),
+            "plan_displacement": _displacement(group, "baseline")}
+
+
 def summarise(rows: list[dict[str, Any]], header: dict[str, Any], bootstrap_samples: int = 10000,
               permutation_samples: int = 10000, seed: int = 0) -> dict[str, Any]:
     good = [r for r in rows if r.get("success")]
@@ -87,6 +108,8 @@ def summarise(rows: list[dict[str, Any]], header: dict[str, Any], bootstrap_samp
             "videos": [r["video_id"] for r in group],
             "deltas": [r["min_ade_meters"] - r["original_min_ade_meters"] for r in group],
             "delta": stats.as_dict(),
+            "plan_displacement": _displacement(group),
+            "baseline": _baseline(group),
         }
     return {
         **header,
@@ -142,16 +165,27 @@ def report_text(s: dict[str, Any]) -> str:
         lines.append(f"  {folder}: n={d['n']} mean {d['mean']:+.3f} median {d['median']:+.3f} "
                      f"95% CI [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] p={d['p_value']:.4f} ({d['permutation']})"
                      + (f"  \"{info['instruction']}\"" if info.get("instruction") else ""))
+        p = info.get("plan_displacement") or {}
+        lines.append(f"      plan moved (original vs edited plan, paired samples): ADE mean "
+                     f"{_f(p.get('ade_meters'), '.3f', ' m')} (median {_f(p.get('ade_meters_median'), '.3f', ' m')}, "
+                     f"max {_f(p.get('ade_meters_max'), '.3f', ' m')}), FDE mean {_f(p.get('fde_meters'), '.3f', ' m')}")
+        b = info.get("baseline")
+        if b:
+            lines.append(f"      baseline {b['model']}: minADE {_f(b['min_ade_meters'], '.3f', ' m')}, delta "
+                         f"{_f(b['min_ade_delta_meters'], '+.3f', ' m')}, plan moved ADE "
+                         f"{_f(b['plan_displacement']['ade_meters'], '.3f', ' m')} (ignores images: 0 by construction)")
     if not s["instructions"]:
         lines.append("  (no successful videos)")
-    lines += ["", "per video:", f"  {'status':<8} {'minADE':>8} {'orig':>8} {'delta':>8} {'time s':>7}  video"]
+    lines += ["", "per video:", f"  {'status':<8} {'minADE':>8} {'orig':>8} {'delta':>8} {'moved':>8} {'time s':>7}  "
+              "video"]
     for r in s["videos"]:
         if r.get("success"):
+            moved = (r.get("plan_displacement") or {}).get("ade_meters")
             lines.append(f"  {r['status']:<8} {r['min_ade_meters']:8.3f} {r['original_min_ade_meters']:8.3f} "
-                         f"{r['min_ade_meters'] - r['original_min_ade_meters']:+8.3f} "
+                         f"{r['min_ade_meters'] - r['original_min_ade_meters']:+8.3f} {_f(moved, '8.3f')} "
                          f"{r['metrics']['inference_time_seconds']:7.3f}  {r['item']}")
         else:
-            lines.append(f"  {'FAILED':<8} {'':>8} {'':>8} {'':>8} {'':>7}  {r['item']}: {r.get('error', '')}")
+            lines.append(f"  {'FAILED':<8} {'':>8} {'':>8} {'':>8} {'':>8} {'':>7}  {r['item']}: {r.get('error', '')}")
     if s.get("delta_plot"):
         lines += ["", f"delta plot: {s['delta_plot']}"]
     return "\n".join(lines) + "\n"

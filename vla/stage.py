@@ -58,20 +58,26 @@ def run_evaluate(cfg: EvaluateConfig) -> StageResult:
     layout = Layout(cfg.output_root)
     run_uri = layout.alpamayo_run(cfg.run_id)
     kind = cfg.resolved_model
-    model = load_model(kind, profile=cfg.profile, model_path=cfg.model_path,
-                       num_traj_samples=cfg.num_traj_samples, device=cfg.device, seed=cfg.seed)
+    model = load_model(kind, profile=cfg.profile, model_path=cfg.model_path, num_traj_samples=cfg.num_traj_samples,
+                       device=cfg.device, max_new_tokens=int(cfg.max_generation_length),
+                       processor_path=cfg.processor_path, offline=cfg.model_offline, cache_dir=cfg.cache_dir)
+    baseline = (load_model("constant-velocity", profile=cfg.profile, model_path="", num_traj_samples=1)
+                if cfg.baseline and kind != "constant-velocity" else None)
     data = DrivingData(cfg.dataset_dir, cfg.dataset_revision, cfg.dataset_offline)
 
     manifest = RunManifest(STAGE, run_uri, cfg.run_id, cfg, cfg.profile)
     manifest.set_model("trajectory_model", model.describe())
+    if baseline is not None:
+        manifest.set_model("baseline", baseline.describe())
     manifest.set_model("dataset", data.describe())
-    ctx = EvalContext(cfg, layout, model, data, cfg.cache_dir or storage.DEFAULT_CACHE_DIR)
+    ctx = EvalContext(cfg, layout, model, data, cfg.cache_dir or storage.DEFAULT_CACHE_DIR, baseline)
     log.info("evaluate %s: %d edited clip(s), model %s, outputs under %s", cfg.run_id, len(videos), kind, run_uri)
     runner = ItemRunner(STAGE, item_id=lambda v: v.item_id, is_done=lambda v: is_complete(ctx, v),
                         overwrite=cfg.overwrite, on_result=manifest.record)
     summary = runner.run(videos, lambda video, timings: evaluate_video(ctx, video, timings))
 
     header = {"run_id": cfg.run_id, "stage": STAGE, "model": model.name, "model_description": model.describe(),
+              "baseline": baseline.name if baseline is not None else None,
               "profile": cfg.profile, "video_data": cfg.video_data, "dataset": data.describe()}
     report_uri, summary_uri = layout.alpamayo_report(cfg.run_id), layout.alpamayo_summary(cfg.run_id)
     write_run_report(run_uri, report_uri, summary_uri, delta_plot_uri(layout, cfg.run_id), header, summary,
@@ -83,7 +89,7 @@ def run_evaluate(cfg: EvaluateConfig) -> StageResult:
                                     report_uri=report_uri, summary_uri=summary_uri)
 
 
-REPORT_HEADER_KEYS = ("run_id", "stage", "model", "model_description", "profile", "dataset")
+REPORT_HEADER_KEYS = ("run_id", "stage", "model", "model_description", "baseline", "profile", "dataset")
 
 
 def write_run_reports(cfg: EvaluateConfig, summary: RunSummary) -> None:

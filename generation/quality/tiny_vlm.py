@@ -21,7 +21,12 @@ from typing import Any
 
 import torch
 
-from core.tokenizers import image_only_processor, qwen_image_processor_class, tiny_qwen_tokenizer
+from core.tokenizers import (
+    QWEN_CHAT_TEMPLATE,
+    image_only_processor,
+    qwen_image_processor_class,
+    tiny_qwen_tokenizer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +34,6 @@ TINY_SOURCE = "tiny-random-qwen2.5-vl"
 TINY_SEED = 0
 TINY_MIN_PIXELS = 28 * 28 * 4
 TINY_MAX_PIXELS = 28 * 28 * 16
-
-# A chat template in Qwen's format (system/user/assistant turns, an image as
-# <|vision_start|><|image_pad|><|vision_end|>), used when the tokenizer carries none.
-QWEN_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for part in message['content'] %}"
-    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
 
 def build_processor(image_processor: Any, tokenizer: Any) -> Any:
     """An image-only Qwen2.5-VL processor, left padding (batched generation), a chat template."""

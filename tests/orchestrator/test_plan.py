@@ -213,15 +213,16 @@ def test_results_give_exit_codes_and_the_next_command(tmp_path):
 
 
 def test_a_failure_inside_the_dag_is_one_line_and_not_retried(tmp_path, capsys, monkeypatch):
-    """A usage error found inside a stage task (no tiny Alpamayo) fails at once, without retries."""
+    """A usage error found inside a stage task (no driving dataset where it is asked for) fails at once,
+    without retries."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     root = str(tmp_path / "out")
     _edited(root, "r1", "lane_a", "clip_0001.camera_front_wide_120fov")
     start = time.perf_counter()
     code = main(["run", "--stages", "3", "--run-id", "r1", "--output-root", root, "--profile", "tiny",
-                 "--evaluate-model", "alpamayo"])
+                 "--evaluate-dataset-dir", str(tmp_path / "no-dataset")])
     captured = capsys.readouterr()
     assert code == 1 and time.perf_counter() - start < 10          # a retry would wait 15 s first
     (line,) = [x for x in captured.err.splitlines() if x.startswith("lanepaint run:")]
-    assert line.startswith("lanepaint run: failed: pipeline run failed:") and "no tiny profile" in line
+    assert line.startswith("lanepaint run: failed: pipeline run failed:") and "no PhysicalAI-AV cache there" in line
     assert "Traceback" not in captured.err and "Traceback" not in captured.out
