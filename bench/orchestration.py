@@ -90,7 +90,7 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="lanepaint-bench-orch-")
     os.environ["HOME"] = os.path.join(work, "home")      # the Flyte SDK writes under HOME
     try:
-        spec = AVDatasetSpec(clips=args.videos, input_seconds=6.2, width=96, height=64,
+        spec = AVDatasetSpec(clips=args.videos, clip_seconds=14.0, fps=10.0, width=96, height=54,
                              lanes=("single white dashed",))
         av = write_av_dataset(spec, os.path.join(work, "hf"), os.path.join(work, "inputs"))
         one = av.inputs[:1]

@@ -1,8 +1,8 @@
 """Stage 3 on CPU: where a video's time goes, against named reference approaches measured in the same run.
 
-1. Camera frames for t0: our nearest-frame seek (``physical_ai_av``'s ``SeekVideoReader`` decoding
+1. Camera frames for t0: our at-or-before seek (``physical_ai_av``'s ``SeekVideoReader`` decoding
    only the 4 frames' GOPs) vs the reference "decode the whole camera clip and index it".
-2. One video end to end with the constant-velocity baseline (decode, dataset, inference, render).
+2. One video end to end: tiny Alpamayo-R1 and the constant-velocity baseline (decode, dataset, inference, render).
 3. Overlay + comparison encode: x264 preset ``veryfast`` (ours) vs the x264 default ``medium``
    (reference), both CRF 18 yuv420p, at 1280x720 panels.
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import shutil
 import sys
@@ -48,18 +49,21 @@ def main() -> int:
 
     work = tempfile.mkdtemp(prefix="bench-vla-")
     start = time.perf_counter()
-    av = write_av_dataset(AVDatasetSpec(clips=1, input_seconds=6.5, fps=args.fps, width=args.width,
-                                        height=args.height), os.path.join(work, "hf"), os.path.join(work, "in"))
+    spec = AVDatasetSpec(clips=1, fps=args.fps, width=args.width, height=args.height)
+    av = write_av_dataset(spec, os.path.join(work, "hf"), os.path.join(work, "in"))
     print(f"dataset: 1 clip, 4 cameras, {args.width}x{args.height} front at {args.fps:g} fps, "
-          f"{AVDatasetSpec(input_seconds=6.5).duration_s:.1f} s (written in {time.perf_counter() - start:.1f}s)")
+          f"{spec.duration_s:.1f} s (written in {time.perf_counter() - start:.1f}s)")
 
-    from vla.driving_data import DrivingData, _nearest
+    from core.moment import plan_moment
+    from vla.driving_data import DrivingData, at_or_before
 
     data = DrivingData(av.cache_dir)
     clip = av.clips[0]
     reader = data.avdi.get_clip_feature(clip.clip_id, FRONT_CAMERA)
-    t0 = int(reader.timestamps[0]) + 6_000_000
-    idx = _nearest(reader.timestamps, t0 - 125_000 * np.arange(3, -1, -1), clip.clip_id, FRONT_CAMERA)
+    video_id = f"{clip.clip_id}.{FRONT_CAMERA}"
+    moment = plan_moment(video_id, videoio.probe(clip.input_video).last_frame_s, 10.0)   # as stage 1 plans it
+    t0 = int(reader.timestamps[0]) + int(round(moment.t0_s * 1e6))
+    idx = at_or_before(reader.timestamps, t0 - 100_000 * np.arange(3, -1, -1), clip.clip_id, FRONT_CAMERA)
     chunk = data.avdi.features.get_chunk_feature_filename(clip.chunk, FRONT_CAMERA)
     with data.avdi.open_file(chunk) as fh, zipfile.ZipFile(fh) as zf:
         mp4 = zf.read(f"{clip.clip_id}.{FRONT_CAMERA}.mp4")
@@ -82,9 +86,10 @@ def main() -> int:
     from vla.render import comparison_frames, overlay_frames
 
     root = os.path.join(work, "out")
-    uri = Layout(root).vp_edit_video("b1", "lane_double_yellow_solid", f"{clip.clip_id}.{FRONT_CAMERA}")
+    uri = Layout(root).vp_edit_video("b1", "lane_double_yellow_solid", video_id)
     with storage.atomic_path(uri) as tmp:
-        videoio.encode(videoio.decode(clip.input_video, fps=8)[:49], tmp, fps=8)
+        videoio.encode(videoio.decode_times(clip.input_video, moment.frame_times()), tmp, fps=moment.fps)
+    storage.write_text(uri[:-4] + ".json", json.dumps({"instruction": "bench", "moment": moment.as_dict()}))
     from vla.config import EvaluateConfig
     from vla.stage import run_evaluate
 
@@ -92,12 +97,10 @@ def main() -> int:
                                          profile="tiny", dataset_dir=av.cache_dir))
     record = storage.read_text(Layout(root).alpamayo_file("b1", "lane_double_yellow_solid",
                                                          f"{clip.clip_id}.{FRONT_CAMERA}", "_inference.json"))
-    import json
-
     timings = json.loads(storage.read_text(result.manifest_uri))["items"]
     (item,) = timings.values()
     phases = " ".join(f"{k}={v:.2f}s" for k, v in item["timings"].items())
-    print(f"[2] one video end to end (baseline, 4 cameras, render on): {item['seconds']:.2f}s  {phases}; "
+    print(f"[2] one video end to end (tiny Alpamayo-R1 and the baseline, 4 cameras, render on): {item['seconds']:.2f}s  {phases}; "
           f"minADE {json.loads(record)['min_ade_meters']:.3f} m")
 
     vis = visdata.load(Layout(root).alpamayo_file("b1", "lane_double_yellow_solid",

@@ -28,6 +28,10 @@ DEFAULT_CAMERAS = ("camera_cross_left_120fov", "camera_front_wide_120fov",
                    "camera_cross_right_120fov", "camera_front_tele_30fov")
 CAMERA_NAME = re.compile(r"^camera_[a-z0-9_]+_(\d+)fov$")
 
+CLIP_SECONDS = 20.0                        # a clip; every camera video covers all of it
+CAMERA_FPS = 30.0                          # the cameras' frame rate
+CAMERA_SIZE = (1920, 1080)                 # the front wide camera's frame (16:9)
+
 NUM_HISTORY, NUM_FUTURE, TRAJ_STEP_S = 16, 64, 0.1
 HISTORY_S = NUM_HISTORY * TRAJ_STEP_S      # 1.6 s of ego history before t0 (the upstream loader asserts it)
 FUTURE_S = NUM_FUTURE * TRAJ_STEP_S        # 6.4 s of ego future after t0

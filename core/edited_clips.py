@@ -23,6 +23,7 @@ from typing import Any
 from core import storage
 from core.driving_dataset import camera_index
 from core.errors import LanepaintError, StorageError, UsageError
+from core.moment import Moment
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ EDIT_FILE_SUFFIX = f"{EDIT_SUFFIX}.mp4"
 GENERATED_FILE_SUFFIX = f"{EDIT_SUFFIX}_generated.mp4"
 SIDECAR_FILE_SUFFIX = f"{EDIT_SUFFIX}.json"
 # what stage 3 (and the reports) read from a sidecar
-SIDECAR_KEYS = ("video_id", "instruction", "instruction_folder", "profile")
+SIDECAR_KEYS = ("video_id", "instruction", "instruction_folder", "profile", "moment")
 
 
 def edit_file_name(video_id: str) -> str:
@@ -94,16 +95,37 @@ class EditedVideo:
         except LanepaintError as exc:
             raise LanepaintError(f"{self.file_name}: {exc}") from None
 
-    def instruction(self) -> str | None:
-        """The instruction stage 2 recorded in the sidecar, if any."""
+    def sidecar(self) -> dict[str, Any] | None:
+        """The sidecar stage 2 wrote (None when there is none); an unreadable one is a one-line error."""
         try:
             if not storage.exists(self.sidecar_uri):
                 return None
-            value = json.loads(storage.read_text(self.sidecar_uri)).get("instruction")
-        except (StorageError, ValueError, AttributeError) as exc:
-            log.warning("%s: unreadable sidecar (%s)", self.item_id, exc)
+            value = json.loads(storage.read_text(self.sidecar_uri))
+        except (StorageError, ValueError) as exc:
+            raise LanepaintError(f"{self.file_name}: unreadable sidecar {self.sidecar_uri} ({exc})") from None
+        if not isinstance(value, dict):
+            raise LanepaintError(f"{self.file_name}: sidecar {self.sidecar_uri} is not a JSON object")
+        return value
+
+    def instruction(self) -> str | None:
+        """The instruction stage 2 recorded in the sidecar, if any."""
+        try:
+            value = (self.sidecar() or {}).get("instruction")
+        except LanepaintError as exc:
+            log.warning("%s: %s", self.item_id, exc)
             return None
         return str(value) if value else None
+
+    def moment(self) -> Moment | None:
+        """The evaluated moment stage 1 planned, as the sidecar carries it (None: not planned, or a clip
+        edited before moments were planned)."""
+        value = (self.sidecar() or {}).get("moment")
+        if value is None:
+            return None
+        try:
+            return Moment.from_dict(value)
+        except LanepaintError as exc:
+            raise LanepaintError(f"{self.file_name}: sidecar: {exc}") from None
 
 
 def _parts(uri: str) -> list[str]:

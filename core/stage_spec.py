@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.layout import Layout
@@ -42,6 +42,9 @@ class StageSpec:
     input_default: Callable[[Layout, str], Any] | None = None
     check_input: Callable[[Layout, Any], None] | None = None
     run_reports: str = ""                # "module:function" rewriting run-level reports after every shard
+    # Defaults this stage gives the earlier stages of the same run: {stage name: {field: value}}. They sit
+    # above the fields' own defaults and below the config file, the environment and the options.
+    upstream_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # Flyte: task name prefix (``<prefix>_shard``), image folder and the shard task's CPU and memory.
     task_prefix: str = ""
     image: str = ""

@@ -29,6 +29,13 @@ class VideoInfo:
     height: int
     duration: float  # seconds
 
+    @property
+    def last_frame_s(self) -> float:
+        """Time of the last frame after the first (the frame count at the stream's rate, capped by the
+        duration when the container announces more frames than fit)."""
+        by_count = (self.frame_count - 1) / self.fps
+        return min(by_count, self.duration - 1.0 / self.fps) if self.duration > 0 else by_count
+
 
 def _check_file(path: str) -> None:
     if not os.path.exists(path):
@@ -199,6 +206,71 @@ def decode(
     if count < len(out) // 2:   # far fewer frames than the container announced: drop the spare memory
         return out[:count].copy()
     return out[:count]
+
+
+def decode_times(path: str | os.PathLike[str], times_s: Sequence[float],
+                 size: tuple[int, int] | None = None) -> np.ndarray:
+    """The frame at or before each time (seconds after the video's first frame): ``[len(times), H, W, 3]``.
+
+    This is the driving model's rule (PhysicalAI-AV's reader picks the frame at or before a timestamp), not
+    ``iter_frames``' nearest frame. Decoding seeks to the keyframe before the earliest time and stops after
+    the first frame past the latest one, so a window at the end of a 20 s clip does not decode the whole
+    clip. A time before the first frame or more than one frame period past the last is a ``VideoError``.
+    """
+    path = os.fspath(path)
+    targets = np.asarray(times_s, dtype=np.float64)
+    if targets.ndim != 1 or not len(targets) or not np.isfinite(targets).all():
+        raise ValueError(f"times must be a non-empty 1-D sequence of finite seconds, got {times_s!r}")
+    if targets.min() < -1e-6:
+        raise VideoError(f"{path}: frame time {targets.min():.3f} s is before the first frame")
+    container = _open(path)
+    out: list[np.ndarray | None] = [None] * len(targets)
+    order = np.argsort(targets, kind="stable")
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        src_fps = _stream_fps(stream, int(stream.frames or 0), 0.0)
+        tb = stream.time_base
+        first = next(container.decode(stream), None)
+        if first is None:
+            raise VideoError(f"{path}: no decodable frames")
+        t_first = float(first.pts * tb) if first.pts is not None and tb else 0.0
+        start = targets.min() - 1.0          # a second of margin: the seek lands on a keyframe at or before it
+        if start > 0 and tb:
+            container.seek(int((t_first + start) / tb), stream=stream, backward=True, any_frame=False)
+            decoded: Iterable[av.VideoFrame] = container.decode(stream)
+        else:
+            container.seek(0)
+            decoded = container.decode(stream)
+        previous, t_previous, index, pending = None, -np.inf, 0, 0
+        for frame in decoded:
+            t = float(frame.pts * tb) - t_first if frame.pts is not None and tb else index / src_fps
+            index += 1
+            # the previous frame holds every target in [t_previous, t)
+            while pending < len(order) and targets[order[pending]] < t - 1e-6:
+                if previous is None or targets[order[pending]] < t_previous - 1e-6:
+                    raise VideoError(f"{path}: no frame at or before {targets[order[pending]]:.3f} s "
+                                     "(the seek landed after it)")
+                rgb = previous if isinstance(previous, np.ndarray) else _rgb(previous, size)
+                previous = rgb
+                out[order[pending]] = rgb
+                pending += 1
+            if pending == len(order):
+                break
+            previous, t_previous = frame, t
+        if pending < len(order):             # the last frame holds until one frame period after it
+            late = targets[order[pending:]]
+            if previous is None or late.max() > t_previous + 1.0 / src_fps + 1e-6:
+                raise VideoError(f"{path}: frame time {late.max():.3f} s is past the video's end "
+                                 f"({t_previous + 1.0 / src_fps:.3f} s)")
+            rgb = previous if isinstance(previous, np.ndarray) else _rgb(previous, size)
+            for j in order[pending:]:
+                out[j] = rgb
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path}: corrupt video ({_reason(exc)})") from None
+    finally:
+        container.close()
+    return np.stack(out)   # type: ignore[arg-type]
 
 
 def decode_at(path: str | os.PathLike[str], indices: Sequence[int]) -> dict[int, np.ndarray]:

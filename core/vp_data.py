@@ -6,12 +6,15 @@ Per video, under ``preprocessed_data_vp/<run_id>/<video_id>/``:
 - ``mask_root/<video_id>/all_masks.npz``: ``arr_0``, uint8 label map ``[T, H, W]`` aligned with
   that clip; 1 = road to inpaint (``mask_id`` 1), 0 = keep;
 - ``meta.csv``: VideoPainter's columns ``path,fps,mask_id,start_frame,end_frame,caption`` plus our
-  stats. ``meta.csv`` is written last: its presence means the video's hand-off is complete.
+  stats and, when stage 1 planned it, the evaluated moment (``t0_s``, ``start_s``: seconds in the source
+  video of t0 and of the clip's first frame; ``core.moment``). ``meta.csv`` is written last: its presence
+  means the video's hand-off is complete.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 from dataclasses import dataclass
@@ -21,11 +24,13 @@ import numpy as np
 from core import storage, videoio
 from core.errors import LanepaintError, StorageError
 from core.layout import Layout
+from core.moment import Moment
 
 log = logging.getLogger(__name__)
 
 VP_COLUMNS = ("path", "fps", "mask_id", "start_frame", "end_frame", "caption")
 STAT_COLUMNS = ("frames", "width", "height", "coverage", "vp_ready", "note")
+MOMENT_COLUMNS = ("t0_s", "start_s")
 VP_MIN_FRAMES = 49  # one CogVideoX window at 8 fps
 MASK_ID = 1
 
@@ -49,15 +54,20 @@ class VPClip:
     coverage: float
     vp_ready: bool
     note: str = ""
+    moment: Moment | None = None     # the evaluated moment stage 1 planned (None: not planned)
 
 
 def write_vp_clip(layout: Layout, run_id: str, video_id: str, frames: np.ndarray, masks: np.ndarray,
-                  fps: float, caption: str = "", crf: int = 18) -> VPClip:
-    """Write one clip, its label map and its meta.csv (last). ``masks``: [T,H,W] bool or 0/1/255."""
+                  fps: float, caption: str = "", crf: int = 18, moment: Moment | None = None) -> VPClip:
+    """Write one clip, its label map and its meta.csv (last). ``masks``: [T,H,W] bool or 0/1/255.
+    ``moment``: the evaluated moment; the clip's frames are its window's."""
     frames = np.asarray(frames)
     masks = np.asarray(masks)
     if frames.ndim != 4 or masks.ndim != 3 or frames.shape[:3] != masks.shape:
         raise LanepaintError(f"{video_id}: frames {frames.shape} and masks {masks.shape} do not align")
+    if moment is not None and (moment.frames != len(frames) or abs(moment.fps - fps) > 1e-6):
+        raise LanepaintError(f"{video_id}: {len(frames)} frames at {fps:g} fps do not match the planned window "
+                             f"({moment.frames} at {moment.fps:g} fps)")
     labels = (masks > 0).astype(np.uint8) * MASK_ID
     t, h, w = labels.shape
     coverage = float(labels.mean()) if labels.size else 0.0
@@ -74,9 +84,11 @@ def write_vp_clip(layout: Layout, run_id: str, video_id: str, frames: np.ndarray
         "path": layout.vp_video_filename(video_id), "fps": f"{fps:g}", "mask_id": MASK_ID,
         "start_frame": 0, "end_frame": t, "caption": caption, "frames": t, "width": w, "height": h,
         "coverage": f"{coverage:.6f}", "vp_ready": int(ready), "note": note,
+        "t0_s": "" if moment is None else f"{moment.t0_s:.6f}",
+        "start_s": "" if moment is None else f"{moment.start_s:.6f}",
     }
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=[*VP_COLUMNS, *STAT_COLUMNS], lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=[*VP_COLUMNS, *STAT_COLUMNS, *MOMENT_COLUMNS], lineterminator="\n")
     writer.writeheader()
     writer.writerow(row)
     meta_uri = layout.vp_meta_csv(run_id, video_id)
@@ -84,7 +96,7 @@ def write_vp_clip(layout: Layout, run_id: str, video_id: str, frames: np.ndarray
     if not ready:
         log.warning("%s: %s", video_id, note)
     return VPClip(video_id, video_uri, masks_uri, meta_uri, float(fps), MASK_ID, 0, t, caption, t, w, h,
-                  coverage, ready, note)
+                  coverage, ready, note, moment)
 
 
 def read_vp_clip(layout: Layout, run_id: str, video_id: str) -> VPClip:
@@ -120,8 +132,13 @@ def read_vp_clip(layout: Layout, run_id: str, video_id: str) -> VPClip:
             else int(row["end_frame"]) - int(row["start_frame"]) >= VP_MIN_FRAMES,
             note=row.get("note") or "",
         )
+        if row.get("t0_s"):
+            clip = dataclasses.replace(clip, moment=Moment.from_dict(
+                {"t0_s": row["t0_s"], "start_s": row.get("start_s"), "fps": clip.fps, "frames": clip.frames}))
     except (KeyError, ValueError) as exc:
         raise LanepaintError(f"{video_id}: bad meta.csv value ({exc})") from None
+    except LanepaintError as exc:
+        raise LanepaintError(f"{video_id}: meta.csv: {exc}") from None
     if not storage.exists(clip.video_uri):
         raise LanepaintError(f"{video_id}: missing video {clip.video_uri}")
     if not storage.exists(clip.masks_uri):

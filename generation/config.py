@@ -8,6 +8,7 @@ that ran.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -69,6 +70,8 @@ class EditConfig(StageSettings):
     """Everything ``generation.stage.run_edit`` needs (``lanepaint edit``)."""
 
     SECTION: ClassVar[str] = "edit"
+    RETIRED_ENV: ClassVar[Mapping[str, str]] = {
+        "LANEPAINT_EDIT_FPS": "the edit is written at its clip's frame rate (stage 1's --fps)"}
 
     data_run_id: str = setting("", help="the segmentation run to edit (stage 1's --run-id)", env=None,
                                default_text="required", pipeline=False)
@@ -87,7 +90,6 @@ class EditConfig(StageSettings):
     use_dynamic_cfg: bool = _video(True, help="CogVideoX's dynamic classifier-free guidance schedule")
     strength: float = _video(1.0, help="denoising strength in (0, 1]", aliases=("VP_STRENGTH",))
     num_frames: int = _video(49, help="frames per window (4k+1; CogVideoX-5b-I2V: 49)")
-    fps: float = _video(8.0, help="frame rate of the edited clip (stage 1's rate)")
     window_stride: int = _video(41, help="clips longer than one window: frames between window starts",
                                 aliases=("VP_WINDOW_STRIDE",))
     max_frames: int = _video(0, help="edit at most this many frames per clip (0: all)", aliases=("VP_MAX_FRAMES",))
@@ -190,7 +192,6 @@ class EditConfig(StageSettings):
             (self.flux_guidance_scale >= 0, "--flux-guidance-scale must be >= 0"),
             (0.0 < self.strength <= 1.0, "--strength must be in (0, 1]"),
             (self.num_frames >= 5 and (self.num_frames - 1) % 4 == 0, "--num-frames must be 4k+1 (e.g. 49)"),
-            (self.fps > 0, "--fps must be > 0"),
             (1 <= self.window_stride < self.num_frames, "--window-stride must be in [1, --num-frames)"),
             (self.max_frames == 0 or self.max_frames >= self.num_frames,
              "--max-frames must be 0 (whole clip) or >= --num-frames"),

@@ -11,11 +11,13 @@ video pass with the resident models, checks and scores the edit, and writes, und
 - ``<video_id>_vp_edit_sample0_flux_{i_img,i_mask,o_img}.png``: FluxFill input, mask and the chosen output;
 - ``<video_id>_caption_refine/``: every judged attempt and clip frame (judge on);
 - ``eval_<video_id>.txt`` and ``.json``: the quality metrics and label (metrics on);
-- ``<video_id>_vp_edit_sample0.json``: the sidecar, written last (its presence = item done).
+- ``<video_id>_vp_edit_sample0.json``: the sidecar, written last (its presence = item done); it carries
+  the evaluated moment stage 1 planned (``moment``) on to stage 3.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +30,7 @@ from core.edited_clips import EDIT_SUFFIX, sidecar_text
 from core.errors import LanepaintError
 from core.layout import Layout
 from core.manifest import TINY_NOTE
+from core.moment import Moment
 from core.runner import Timings
 from core.vp_data import VPClip, load_masks, read_vp_clip
 from generation.config import EditConfig
@@ -62,13 +65,20 @@ def load_clip_inputs(layout: Layout, cfg: EditConfig, video_id: str, cache_dir: 
     if len(frames) < cfg.num_frames:
         raise LanepaintError(f"{video_id}: clip shorter than {cfg.num_frames} frames ({len(frames)} frames at "
                              f"{clip.fps:g} fps)")
-    if abs(clip.fps - cfg.fps) > 1e-3:
-        log.warning("%s: clip is at %g fps, the edit is written at %g fps (stage 1 normally resamples to it)",
-                    video_id, clip.fps, cfg.fps)
     if cfg.max_frames:
         frames, masks = frames[:cfg.max_frames], masks[:cfg.max_frames]
+    moment = clip.moment
+    if moment is not None and moment.t0_s > moment.start_s + (len(frames) - 1) / clip.fps + 1e-6:
+        raise LanepaintError(f"{video_id}: the edit would end at {moment.start_s + (len(frames) - 1) / clip.fps:.2f} s, "
+                             f"before the evaluated moment t0 = {moment.t0_s:.2f} s planned by stage 1 "
+                             f"(--max-frames {cfg.max_frames} cuts it; 0 edits the whole clip)")
     dilated = dilate_masks(masks, cfg.dilate_size)
     return ClipInputs(clip, frames, masks, dilated, feather_alpha(dilated, cfg.mask_feather))
+
+
+def edited_moment(moment: Moment | None, frames: int) -> dict[str, Any] | None:
+    """The evaluated moment stage 1 planned, for the edited clip (its first ``frames`` frames): stage 3 reads it."""
+    return None if moment is None else dataclasses.replace(moment, frames=frames).as_dict()
 
 
 def _png(uri: str, array: np.ndarray) -> None:
@@ -105,7 +115,7 @@ QUALITY_PARAMETERS = ("judge", "qwen_model", "caption_refine_iters", "caption_re
 
 def parameters(cfg: EditConfig) -> dict[str, Any]:
     """Every generation parameter that shapes the pixels, and the judge's settings (recorded in each sidecar)."""
-    names = ("num_inference_steps", "guidance_scale", "use_dynamic_cfg", "strength", "num_frames", "fps",
+    names = ("num_inference_steps", "guidance_scale", "use_dynamic_cfg", "strength", "num_frames",
              "window_stride", "max_frames", "conditioning_scale", "mask_add", "replace_gt", "model_width",
              "model_height", "dilate_size", "mask_feather", "keep_masked_pixels", "flux_guidance_scale",
              "flux_num_inference_steps", "flux_max_area", "flux_max_sequence_length", "img_inpainting_lora_path",
@@ -125,7 +135,8 @@ def edit_item(cfg: EditConfig, layout: Layout, instruction: Instruction, inputs:
 
     from core.device import memory_snapshot
 
-    video_id = inputs.clip.video_id
+    clip = inputs.clip
+    video_id = clip.video_id
     folder = instruction.folder
     height, width = inputs.frames.shape[1:3]
     device = models.cog_policy.device
@@ -148,9 +159,9 @@ def edit_item(cfg: EditConfig, layout: Layout, instruction: Instruction, inputs:
     memory = memory_snapshot(device)
     uris = item_outputs(layout, cfg.run_id, folder, video_id)
     with timings.phase("upload"):
-        written = _video(uris["edit"], edited, cfg.fps, read_back=quality.judge is not None or
+        written = _video(uris["edit"], edited, clip.fps, read_back=quality.judge is not None or
                          quality.scorer is not None)
-        _video(uris["generated"], out.frames, cfg.fps)
+        _video(uris["generated"], out.frames, clip.fps)
         _png(uris["flux_input"], inputs.frames[0])
         _png(uris["flux_mask"], inputs.dilated[0].astype(np.uint8) * 255)
         _png(uris["flux_output"], result.image)
@@ -159,7 +170,7 @@ def edit_item(cfg: EditConfig, layout: Layout, instruction: Instruction, inputs:
         compliance = quality.compliance(instruction.text, inputs.frames, inputs.dilated, written, writer, video_id)
     with timings.phase("metrics"):
         info = {"original": inputs.clip.video_uri, "edited": uris["edit"], "masks": inputs.clip.masks_uri,
-                "mask_dilate_px": cfg.dilate_size, "fps": cfg.fps}
+                "mask_dilate_px": cfg.dilate_size, "fps": clip.fps}
         scores = quality.evaluate(layout, cfg.run_id, folder, video_id, inputs.frames, written, inputs.dilated,
                                   instruction.text, info)
     quality.finish_item(writer, result, compliance)
@@ -211,6 +222,7 @@ def _sidecar(cfg: EditConfig, instruction: Instruction, inputs: ClipInputs, resu
                   "dilated_coverage": round(float(inputs.dilated.mean()), 6)},
         "windows": [list(w) for w in out.windows],
         "id_resampling": out.id_resampling,
+        "moment": edited_moment(clip.moment, len(inputs.frames)),
         "outputs": outputs,
         "timings": timings.as_dict(),
         "memory": memory,

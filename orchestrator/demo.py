@@ -20,6 +20,7 @@ from typing import ClassVar
 
 from core.config import Settings, output_root_setting, run_id_setting, setting
 from core.config_cli import add_settings_arguments, config_from_args
+from core.driving_dataset import CLIP_SECONDS
 from core.errors import LanepaintError, UsageError
 from core.ids import new_run_id
 
@@ -48,9 +49,10 @@ class DemoConfig(Settings):
 
     output_root: str = output_root_setting()
     run_id: str | None = run_id_setting("run id of every stage of the demo")
-    seconds: float = setting(6.5, help="length of the synthetic clip (>= 6.125 s gives the 49 frames at 8 fps "
-                             "VideoPainter needs)")
-    size: str = setting("320x192", help="frame size WxH of the synthetic clip")
+    seconds: float = setting(CLIP_SECONDS, help="length of the synthetic driving clip; every camera video covers "
+                             "it, at the dataset's 30 fps (>= 12.8 s holds the 4.8 s edit window, 1.6 s of history "
+                             "and 6.4 s of future)")
+    size: str = setting("320x180", help="frame size WxH of the synthetic front camera (16:9 as the real one)")
 
     def validate(self) -> None:
         _parse_size(self.size)
@@ -73,7 +75,7 @@ def _parse_size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise UsageError(f"--size {text!r}: expected WxH, e.g. 320x192") from None
+        raise UsageError(f"--size {text!r}: expected WxH, e.g. 320x180") from None
     if width < 32 or height < 32:
         raise UsageError(f"--size {text!r}: at least 32x32")
     return width, height
@@ -81,14 +83,15 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 # ---- step 0: synthetic input --------------------------------------------------------------------
 def _synthesise(state: DemoState) -> str:
-    """A small synthetic PhysicalAI-AV dataset (one clip per lane spec, 4 cameras) and its front-camera
-    clip(s) ``<clip_id>.camera_front_wide_120fov.mp4`` as the pipeline's input, so stage 3 finds the
-    ego motion of the clips stages 1 and 2 edited."""
+    """A small synthetic PhysicalAI-AV dataset shaped like the real one (one clip per lane spec, 4 cameras, 20 s
+    at 30 fps) and each clip's own front-camera video ``<clip_id>.camera_front_wide_120fov.mp4`` as the
+    pipeline's input, as a user would give it; stage 3 finds the ego motion of the clips stages 1 and 2
+    edited."""
     from synthetic.av_dataset import AVDatasetSpec, write_av_dataset
 
     folder = os.path.join("outputs" if "://" in state.output_root else state.output_root,
                           "demo_inputs", state.run_id)
-    spec = AVDatasetSpec(clips=len(DEMO_LANES), input_seconds=state.seconds, fps=10.0, width=state.size[0],
+    spec = AVDatasetSpec(clips=len(DEMO_LANES), clip_seconds=state.seconds, width=state.size[0],
                          height=state.size[1], seed=0, lanes=DEMO_LANES)
     dataset = write_av_dataset(spec, os.path.join(folder, "pai_dataset"), folder)
     state.inputs.extend(dataset.inputs)
@@ -110,7 +113,8 @@ def _run_stage(state: DemoState, key: str, stages: str, **values: object):
 
 
 def _segment(state: DemoState) -> str:
-    report = _run_stage(state, "segment", "1", inputs=list(state.inputs))
+    # stage 3 follows (in its own step): plan the moment it evaluates, as `lanepaint run --stages 123` does
+    report = _run_stage(state, "segment", "1", inputs=list(state.inputs), segment_plan_moment=True)
     failed = f", failed: {'; '.join(f'{i}: {r}' for i, r in report.failed.items())}" if report.failed else ""
     return (f"{len(report.ok)} ok, {len(report.skipped)} skipped, {len(report.failed)} failed -> "
             f"{report.extra.get('vp_data_uri', '')}{failed}")

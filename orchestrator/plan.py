@@ -197,6 +197,16 @@ def _stage_input(spec: StageSpec, request: PipelineRequest, layout: Layout) -> A
     return list(value) if isinstance(value, tuple) else value
 
 
+def implied_defaults(spec: StageSpec, stages: str) -> dict[str, Any]:
+    """The defaults the later stages of the run give ``spec`` (``StageSpec.upstream_defaults``): stage 3 in
+    the run turns on stage 1's moment planning."""
+    implied: dict[str, Any] = {}
+    for number in stages:
+        if number > spec.number:
+            implied |= BY_NUMBER[number].upstream_defaults.get(spec.name, {})
+    return implied
+
+
 def plan(request: PipelineRequest, options: Mapping[str, Any] | None = None, file: ConfigFile | None = None,
          environ: Mapping[str, str] | None = None) -> Plan:
     """Validate a run and resolve every stage's config; raises ``UsageError`` before anything is written."""
@@ -211,8 +221,8 @@ def plan(request: PipelineRequest, options: Mapping[str, Any] | None = None, fil
     for number in request.stages:
         spec = BY_NUMBER[number]
         values = shared | {spec.input_field: _stage_input(spec, request, layout)} | stage_options(spec, options)
-        cfg = build_config(spec.config, values, file=file.values_for(spec.config) if file else None,
-                           environ=environ)
+        cfg = build_config(spec.config, values, file=implied_defaults(spec, request.stages)
+                           | (file.values_for(spec.config) if file else {}), environ=environ)
         planned.append(StagePlan(spec, config_values(cfg), spec.run_uri(layout, request.run_id)))
     for spec in STAGES:
         given = getattr(request, spec.input_field)

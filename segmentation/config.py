@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 from core.config import StageSettings, require, setting
 from core.device import check_device
 from core.errors import UsageError
+from core.moment import EDIT_WINDOW_FRAMES, MOMENT_FPS
 from core.stage_cli import command_line
 
 # --model sizes -> Hugging Face hub ids of the SAM2.1 checkpoints (full profile)
@@ -29,6 +30,7 @@ MODEL_CONFIGS = {
     "large": "configs/sam2.1/sam2.1_hiera_l.yaml",
 }
 TINY_SEED = 4
+DEFAULT_FPS = 8.0       # VideoPainter's (and CogVideoX's) frame rate
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,18 @@ class SegmentConfig(StageSettings):
     tiny_seed: int = setting(TINY_SEED, help="seed of the tiny profile's random weights", group="model")
     max_frames: int = setting(150, help="frames per video after resampling", aliases=("SAM2_MAX_FRAMES",),
                               group="frames")
-    fps: float = setting(8.0, help="resampling frame rate (VideoPainter's rate)", aliases=("SAM2_FPS",),
-                         group="frames")
+    fps: float | None = setting(
+        None, help="resampling frame rate", default_text="8 (VideoPainter's rate); 10 with --plan-moment (holds "
+        "the driving model's frame times t0 - 0.1 k)", aliases=("SAM2_FPS",), group="frames")
+    plan_moment: bool = setting(
+        False, help="plan the moment t0 stage 3 evaluates (1.6 s of history before it, 6.4 s of future after it) "
+        "and keep only the edit window ending at t0; a video too short for it fails here", default_text="off; on "
+        "in a lanepaint run that goes on to stage 3", group="frames")
+    edit_window: int = setting(
+        EDIT_WINDOW_FRAMES, help="with --plan-moment: frames of the window ending at t0, at most --max-frames (49: "
+        "one VideoPainter window; 0: the whole video up to --max-frames, t0 the latest edited moment with 6.4 s of "
+        "future)",
+        group="frames")
     prompt: Literal["points6", "points9", "box"] = setting(
         "points6", help="prompt strategy: 6 or 9 positive points on the lower frame, or a box",
         aliases=("SAM2_PROMPT",), group="prompting")
@@ -85,11 +97,14 @@ class SegmentConfig(StageSettings):
     caption: str = setting("", help="caption written into VideoPainter's meta.csv", group="frames")
 
     def validate(self) -> None:
+        if self.fps is None:
+            object.__setattr__(self, "fps", MOMENT_FPS if self.plan_moment else DEFAULT_FPS)
         if self.model_config is not None and self.checkpoint is None:
             raise UsageError("--model-config needs --checkpoint (a local checkpoint file)")
         require((
             (self.max_frames >= 1, f"--max-frames must be >= 1, got {self.max_frames}"),
             (self.fps > 0, f"--fps must be > 0, got {self.fps}"),
+            (self.edit_window >= 0, f"--edit-window must be >= 0 (0: the whole video), got {self.edit_window}"),
             (self.reprompt_every >= 0, f"--reprompt-every must be >= 0, got {self.reprompt_every}"),
             (self.window == 0 or self.window >= 2, f"--window must be 0 (no limit) or >= 2 frames, got {self.window}"),
             (self.workers >= 0, f"--workers must be >= 0, got {self.workers}"),

@@ -21,6 +21,7 @@ from core.errors import LanepaintError, UsageError
 from core.ids import new_run_id, video_ids_of
 from core.layout import VP_MIN_VIDEO_ID_LEN, Layout
 from core.manifest import RunManifest
+from core.moment import Moment, model_frame_error_s, plan_moment
 from core.runner import FAILED, ItemRunner, RunSummary, StageResult, Timings
 from core.vp_data import write_vp_clip
 from segmentation.cleanup import clean_masks, default_workers, mask_stats
@@ -69,6 +70,16 @@ class _Segment:
         self.segmenter = load_segmenter(self.cfg, self.policy)
         self.manifest.set_model("sam2", self.segmenter.loaded.description)
 
+    def moment(self, video_id: str, local: str) -> Moment | None:
+        """With ``plan_moment``: the evaluated moment and edit window of this video (a one-line error when it
+        is too short), from its probed length alone, before any frame is decoded."""
+        cfg = self.cfg
+        if not cfg.plan_moment:
+            return None
+        info = videoio.probe(local)
+        window = min(cfg.edit_window, cfg.max_frames) if cfg.edit_window else 0
+        return plan_moment(video_id, info.last_frame_s, cfg.fps, window, cfg.max_frames)
+
     def __call__(self, item: VideoItem, timings: Timings) -> dict[str, Any]:
         if item.error:
             raise LanepaintError(item.error)
@@ -77,7 +88,11 @@ class _Segment:
         with timings.phase("fetch"):
             local = storage.fetch(item.uri, cfg.cache_dir or storage.DEFAULT_CACHE_DIR)
         with timings.phase("decode"):
-            frames = videoio.decode(local, fps=cfg.fps, max_frames=cfg.max_frames)
+            moment = self.moment(vid, local)
+            if moment is None:
+                frames = videoio.decode(local, fps=cfg.fps, max_frames=cfg.max_frames)
+            else:
+                frames = videoio.decode_times(local, moment.frame_times())
         with timings.phase("segment"):
             raw = self.segmenter.segment(frames)
         with timings.phase("clean"):
@@ -90,14 +105,17 @@ class _Segment:
             with timings.phase("write"):
                 write_local(tmp, vid, frames, masks, cfg.fps, self.workers)
             record = {"video_id": vid, "source": item.uri, "profile": cfg.profile, "fps": cfg.fps,
+                      "moment": moment.as_dict() if moment else None,
                       "width": int(frames.shape[2]), "height": int(frames.shape[1]),
                       "raw_mean_coverage": round(float(raw.mean()), 6), **stats.as_dict(),
                       "timings": timings.as_dict()}
             with timings.phase("upload"):
                 upload(self.layout, self.run_id, vid, tmp, record)
         with timings.phase("handoff"):
-            clip = write_vp_clip(self.layout, self.run_id, vid, frames, masks, fps=cfg.fps, caption=cfg.caption)
+            clip = write_vp_clip(self.layout, self.run_id, vid, frames, masks, fps=cfg.fps, caption=cfg.caption,
+                                 moment=moment)
         return {**stats.summary(), "width": clip.width, "height": clip.height, "vp_ready": clip.vp_ready,
+                "moment": moment.as_dict() if moment else None,
                 "note": clip.note, "masks_uri": self.layout.sam2_masks_dir(self.run_id, vid),
                 "vp_meta_uri": clip.meta_uri, "memory": memory_snapshot(self.policy.device)}
 
@@ -124,6 +142,10 @@ def run_segment(cfg: SegmentConfig) -> StageResult:
     def done(item: VideoItem) -> bool:
         return item.error is None and is_complete(layout, run_id, item.video_id)
 
+    if cfg.plan_moment and (late := model_frame_error_s(cfg.fps)) > 0:
+        log.warning("--fps %g holds no frames at the driving model's 0.1 s spacing: stage 3 takes the edited "
+                    "frame at or before each time, up to %.0f ms early (10, 20 or 30 fps hold them)", cfg.fps,
+                    late * 1000)
     pending = [i for i in items if i.error is None and (cfg.overwrite or not done(i))]
     if pending:
         segment.load()

@@ -8,16 +8,17 @@ or a straight line when ``curve`` is 0. The front wide camera is rendered; the o
 views derived from it (centre crop for a tele camera, left/right half for the cross cameras,
 mirrored for rear ones, scaled by ``side_scale``): synthetic frames, not exact geometry.
 
-Timeline of one clip (all times relative to the egomotion start)::
+Shaped like the real dataset: each clip is ``clip_seconds`` long (20 s), every camera video covers the
+whole clip at the camera frame rate (30 fps) in a 16:9 frame, and the egomotion covers the cameras::
 
-    0 s          0.2 s                     0.2 s + input_seconds               end
-    |-- ego -----|-- cameras ----------------|---- future 6.4 s + margin ------|
-                 ^ first camera frame = first frame of the input clip given to stage 1
+    0 s      0.2 s                                                 0.2 s + clip_seconds   + 0.2 s
+    |-- ego --|-- cameras (the whole clip) ----------------------------------|-- ego ---|
+              ^ first camera frame
 
-The input clip ``<clip_id>.camera_front_wide_120fov.mp4`` is the first ``input_seconds`` of the
-front camera, so the edited clip (which covers the input from its start, at 8 fps) ends at
-t0 <= 0.2 s + input_seconds and the dataset still holds 6.4 s of egomotion after t0 and more than
-1.6 s before it (for input_seconds >= 1.6 s). Written tree under ``cache_dir``::
+The front camera video is also written to ``inputs_dir`` as ``<clip_id>.camera_front_wide_120fov.mp4``
+(the same bytes as the dataset's): what a user gives stage 1. Stage 1 then plans the evaluated moment t0
+inside it (``core.moment``): 1.6 s of history before t0, 6.4 s of future after it. Written tree under
+``cache_dir``::
 
     datasets--nvidia--PhysicalAI-Autonomous-Vehicles/refs/main           (40-hex revision, no newline)
     datasets--nvidia--PhysicalAI-Autonomous-Vehicles/snapshots/<rev>/features.csv
@@ -44,7 +45,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.driving_dataset import (
+    CAMERA_FPS,
     CAMERA_INDEX,
+    CAMERA_SIZE,
+    CLIP_SECONDS,
     DEFAULT_CAMERAS,
     FRONT_CAMERA,
     FUTURE_S,
@@ -59,7 +63,6 @@ log = logging.getLogger(__name__)
 
 EGOMOTION = "egomotion"
 
-MARGIN_S = 0.5
 CAMERA_START_S = 0.2      # cameras start a little after the egomotion
 EGO_RATE_HZ = 20.0
 START_XY = (120.0, -35.0)  # a world origin away from (0, 0) so the t0-frame transform matters
@@ -104,14 +107,17 @@ class EgoArc:
         return local, yaw - yaw_origin[0]
 
 
+SIZE = (CAMERA_SIZE[0] // 6, CAMERA_SIZE[1] // 6)    # 320x180: the real front camera's 16:9, scaled down
+
+
 @dataclass(frozen=True)
 class AVDatasetSpec:
     clips: int = 2
     cameras: tuple[str, ...] = DEFAULT_CAMERAS
-    input_seconds: float = 6.5       # the part of the front camera given to the pipeline
-    fps: float = 10.0                # camera frame rate in the dataset
-    width: int = 320                 # front camera size; the others are scaled by side_scale
-    height: int = 192
+    clip_seconds: float = CLIP_SECONDS   # every camera video covers the whole clip
+    fps: float = CAMERA_FPS              # camera frame rate in the dataset
+    width: int = SIZE[0]                 # front camera size; the others are scaled by side_scale
+    height: int = SIZE[1]
     side_scale: float = 0.5
     seed: int = 0
     speed_mps: float = 14.0
@@ -122,8 +128,8 @@ class AVDatasetSpec:
     def __post_init__(self) -> None:
         if self.clips < 1:
             raise UsageError("synthetic AV dataset: clips must be >= 1")
-        if self.input_seconds <= 0 or self.fps <= 0:
-            raise UsageError("synthetic AV dataset: input seconds and fps must be > 0")
+        if not (self.clip_seconds > 0 and self.fps > 0):
+            raise UsageError("synthetic AV dataset: clip seconds and fps must be > 0")
         unknown = [c for c in self.cameras if c not in CAMERA_INDEX]
         if unknown:
             raise UsageError(f"unknown camera(s) {', '.join(unknown)}: use {', '.join(CAMERA_INDEX)}")
@@ -136,15 +142,15 @@ class AVDatasetSpec:
 
     @property
     def duration_s(self) -> float:
-        """Camera clip length: the input part, 6.4 s of future and a margin."""
-        return self.input_seconds + FUTURE_S + MARGIN_S
+        """Camera clip length."""
+        return self.clip_seconds
 
 
 @dataclass(frozen=True)
 class AVClip:
     clip_id: str
     chunk: int
-    input_video: str                 # <inputs>/<clip_id>.camera_front_wide_120fov.mp4
+    input_video: str                 # <inputs>/<clip_id>.camera_front_wide_120fov.mp4: the dataset's front video
     camera_timestamps_us: tuple[int, int]   # first, last
     ego: EgoArc
     scene: SceneSpec
@@ -249,17 +255,16 @@ def write_av_dataset(spec: AVDatasetSpec, cache_dir: str, inputs_dir: str) -> AV
     """Write the dataset cache tree under ``cache_dir`` and the input clips into ``inputs_dir``."""
     import pandas as pd
 
-    from core import storage, videoio
+    from core import storage
 
     revision = _revision(spec)
-    if spec.input_seconds + CAMERA_START_S < HISTORY_S:
-        log.warning("input clips of %.2f s: stage 3 will find less than %.1f s of ego history before t0",
-                    spec.input_seconds, HISTORY_S)
+    if spec.clip_seconds < HISTORY_S + FUTURE_S:
+        log.warning("clips of %.2f s: stage 3 needs %.1f s around t0 (%.1f s of history, %.1f s of future)",
+                    spec.clip_seconds, HISTORY_S + FUTURE_S, HISTORY_S, FUTURE_S)
     repo = os.path.join(cache_dir, REPO_FOLDER)
     snap = os.path.join(repo, "snapshots", revision)
     os.makedirs(inputs_dir, exist_ok=True)
     n_frames = int(round(spec.duration_s * spec.fps))
-    n_input = int(round(spec.input_seconds * spec.fps))
     cam_start_us = int(round(CAMERA_START_S * 1e6))
     stamps = cam_start_us + np.round(np.arange(n_frames) * 1e6 / spec.fps).astype(np.int64)
     ego_end_s = CAMERA_START_S + spec.duration_s + 0.2
@@ -279,12 +284,11 @@ def write_av_dataset(spec: AVDatasetSpec, cache_dir: str, inputs_dir: str) -> AV
         input_video = os.path.join(inputs_dir, f"{clip_id}.{FRONT_CAMERA}.mp4")
         front = [frame for frame, _ in iter_scene(base)]
         for camera in spec.cameras:
-            frames = _camera_frames(front, camera, spec)
+            video = _encode_bytes(_camera_frames(front, camera, spec), spec.fps)
             if camera == FRONT_CAMERA:
-                with storage.atomic_path(input_video) as tmp:
-                    videoio.encode(frames[:n_input], tmp, fps=spec.fps, crf=18, preset="veryfast")
+                storage.write_bytes(input_video, video)
             members = zips.setdefault((camera, chunk), {})
-            members[f"{clip_id}.{camera}.mp4"] = _encode_bytes(frames, spec.fps)
+            members[f"{clip_id}.{camera}.mp4"] = video
             members[f"{clip_id}.{camera}.timestamps.parquet"] = _parquet_bytes(
                 pd.DataFrame({"timestamp": stamps}))
         zips.setdefault((EGOMOTION, chunk), {})[f"{clip_id}.egomotion.parquet"] = _parquet_bytes(

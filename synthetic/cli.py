@@ -11,9 +11,14 @@ from typing import ClassVar
 
 from core.config import Settings, setting
 from core.config_cli import add_settings_arguments, config_from_args
-from core.driving_dataset import DEFAULT_CAMERAS
+from core.driving_dataset import CAMERA_FPS, CLIP_SECONDS, DEFAULT_CAMERAS
 from core.errors import UsageError
 from core.lanes import LaneSpec
+from synthetic.av_dataset import SIZE as AV_SIZE
+
+CLIP_DEFAULTS = {"seconds": 3.0, "fps": 10.0, "width": 1280, "height": 720}
+# shaped like a PhysicalAI-AV clip (synthetic.av_dataset), at a small 16:9 size
+AV_DEFAULTS = {"seconds": CLIP_SECONDS, "fps": CAMERA_FPS, "width": AV_SIZE[0], "height": AV_SIZE[1]}
 
 
 @dataclass(frozen=True)
@@ -23,10 +28,11 @@ class SynthConfig(Settings):
     out: str = setting("", help="output folder (local) for the clips", env=None, default_text="required")
     lanes: str = setting("single white solid", help="lane markings: count (single|double), colour "
                          "(white|yellow), pattern (solid|dashed)")
-    seconds: float = setting(3.0, help="clip length in seconds")
-    fps: float = setting(10.0, help="frame rate of the written clip")
-    width: int = setting(1280, help="frame width in pixels")
-    height: int = setting(720, help="frame height in pixels")
+    seconds: float | None = setting(None, help="clip length in seconds", default_text="3; 20 with --av-dataset")
+    fps: float | None = setting(None, help="frame rate of the written clip",
+                                default_text="10; 30 with --av-dataset (the dataset's camera rate)")
+    width: int | None = setting(None, help="frame width in pixels", default_text="1280; 320 with --av-dataset")
+    height: int | None = setting(None, help="frame height in pixels", default_text="720; 180 with --av-dataset")
     seed: int = setting(0, help="scene seed (deterministic output)")
     clips: int = setting(1, help="number of clips (seeds seed, seed+1, ...)")
     name: str | None = setting(None, help="file name stem (one clip only)",
@@ -35,12 +41,16 @@ class SynthConfig(Settings):
     shake: float = setting(2.0, help="camera shake amplitude in pixels")
     av_dataset: str | None = setting(
         None, help="also write a synthetic PhysicalAI-AV dataset (Hugging Face cache layout) in this folder; --out "
-        "then receives the front-camera clips <clip_id>.camera_front_wide_120fov.mp4 (the first --seconds of each "
-        "dataset clip, which runs 6.9 s longer)", env=None, metavar="DIR")
+        "then receives each clip's front-camera video <clip_id>.camera_front_wide_120fov.mp4, the dataset's own "
+        "(it covers the whole clip)", env=None, metavar="DIR")
     cameras: tuple[str, ...] = setting(DEFAULT_CAMERAS, help="with --av-dataset: comma-separated cameras; the front "
                                        "wide camera is required")
 
     def validate(self) -> None:
+        defaults = (AV_DEFAULTS if self.av_dataset else CLIP_DEFAULTS)
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         if not self.out:
             raise UsageError("--out is required (a local folder)")
         if os.path.exists(self.out) and not os.path.isdir(self.out):
@@ -60,7 +70,7 @@ class SynthConfig(Settings):
 EXAMPLES = """\
 examples:
   lanepaint synth --out clips --lanes "double yellow solid" --seconds 3 --fps 10
-  lanepaint synth --out inputs --av-dataset pai_cache --clips 2 --seconds 6.5 --width 320 --height 192
+  lanepaint synth --out inputs --av-dataset pai_cache --clips 2      # 20 s clips at 30 fps, 320x180
 """
 
 
@@ -86,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 def _write_av_dataset(cfg: SynthConfig) -> int:
     from synthetic.av_dataset import AVDatasetSpec, write_av_dataset
 
-    spec = AVDatasetSpec(clips=cfg.clips, cameras=cfg.cameras, input_seconds=cfg.seconds, fps=cfg.fps,
+    spec = AVDatasetSpec(clips=cfg.clips, cameras=cfg.cameras, clip_seconds=cfg.seconds, fps=cfg.fps,
                          width=cfg.width, height=cfg.height, seed=cfg.seed, speed_mps=cfg.speed,
                          lanes=(cfg.lanes,))
     dataset = write_av_dataset(spec, cfg.av_dataset, cfg.out)

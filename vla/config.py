@@ -60,6 +60,10 @@ class EvaluateConfig(StageSettings):
                                     aliases=("HF_HUB_OFFLINE",), group="driving dataset")
     cameras: tuple[str, ...] = setting(DEFAULT_CAMERAS, help="comma-separated cameras the model sees (the edited "
                                        "one is always added)", group="driving dataset")
+    frame_spacing: Literal["model", "edit"] = setting(
+        "model", help="the 4 frames per camera ending at t0: 0.1 s apart as the driving model was trained (model), "
+        "or the edited clip's frame step (edit: 0.125 s at 8 fps); each the frame at or before its time",
+        group="driving dataset")
     t0_offset: float = setting(0.0, help="seconds between the dataset camera's first frame and the edited "
                                  "clip's first frame", group="driving dataset")
     render: bool = setting(True, help="overlay and comparison videos per clip")

@@ -8,11 +8,9 @@ interface instance is switched to offline mode before it reads anything, so no l
 machine either way.
 
 What a sample holds (as Alpamayo-R1's loader builds it): 16 history poses at 0.1 s ending at t0 and
-64 future poses at 0.1 s after t0, both in the ego frame at t0; 4 frames per camera ending at t0,
-spaced by the edited clip's frame step (1/fps), each the dataset frame nearest in time (the same rule
-stage 1 uses when it resamples the input to 8 fps). ``physical_ai_av`` itself offers the frame
-*at or before* a time; the nearest frame is picked from its reader's timestamps and decoded with
-its own ``decode_images_from_frame_indices``.
+64 future poses at 0.1 s after t0, both in the ego frame at t0; 4 frames per camera ending at t0 at the
+times stage 3 asks for (0.1 s apart by default), each the frame *at or before* its time, picked from the
+reader's timestamps and decoded with its own ``decode_images_from_frame_indices``.
 """
 
 from __future__ import annotations
@@ -137,11 +135,12 @@ class DrivingData:
                 raise LanepaintError(f"clip {clip_id} has no {camera} in the dataset")
 
     def load(self, clip_id: str, camera: str, t0_after_start_us: int, cameras: tuple[str, ...],
-             frame_step_us: int, num_frames: int) -> DrivingSample:
-        """History, future and ``num_frames`` frames per camera ending at t0.
+             frame_offsets_us: np.ndarray) -> DrivingSample:
+        """History, future and one frame per camera at each of ``t0 - frame_offsets_us`` (oldest first).
 
         t0 is ``t0_after_start_us`` after the first frame of ``camera`` (the edited camera): the
-        edited clip covers that camera's clip from its start.
+        edited clip's source video covers that camera's clip from its start. Each frame is the one at or
+        before its time, the rule of Alpamayo-R1's loader.
         """
         names = tuple(sorted(set(cameras) | {camera}, key=camera_index))
         self.check(clip_id, names)
@@ -150,13 +149,13 @@ class DrivingData:
             readers[camera] = self._feature(clip_id, camera)
             t0_us = int(readers[camera].timestamps[0]) + int(t0_after_start_us)
             history_xyz, history_rot, future_xyz, future_rot = self._trajectory(clip_id, t0_us)
-            wanted = t0_us - frame_step_us * np.arange(num_frames - 1, -1, -1, dtype=np.int64)
+            wanted = t0_us - np.asarray(frame_offsets_us, dtype=np.int64)
             frames, stamps = [], []
             for name in names:
                 if name not in readers:
                     readers[name] = self._feature(clip_id, name)
                 reader = readers[name]
-                idx = _nearest(reader.timestamps, wanted, clip_id, name)
+                idx = at_or_before(reader.timestamps, wanted, clip_id, name)
                 frames.append(reader.decode_images_from_frame_indices(idx))
                 stamps.append(reader.timestamps[idx])
         finally:
@@ -196,14 +195,12 @@ class DrivingData:
         return (*local(history), *local(future))
 
 
-def _nearest(stamps: np.ndarray, wanted: np.ndarray, clip_id: str, camera: str) -> np.ndarray:
-    """Index of the frame nearest each wanted time (ties go to the later frame)."""
+def at_or_before(stamps: np.ndarray, wanted: np.ndarray, clip_id: str, camera: str) -> np.ndarray:
+    """Index of the frame at or before each wanted time (microseconds); a time before the camera's first
+    frame or more than a frame period after its last is a one-line error."""
     stamps = np.asarray(stamps, dtype=np.int64)
-    half = int(np.median(np.diff(stamps)) // 2) if len(stamps) > 1 else 0
-    if wanted.min() < stamps[0] - half or wanted.max() > stamps[-1] + half:
+    period = int(np.median(np.diff(stamps))) if len(stamps) > 1 else 0
+    if wanted.min() < stamps[0] or wanted.max() > stamps[-1] + period:
         raise LanepaintError(f"clip {clip_id} {camera}: frames at {wanted.min() / 1e6:.3f}..{wanted.max() / 1e6:.3f} s "
                              f"are outside the camera's {stamps[0] / 1e6:.3f}..{stamps[-1] / 1e6:.3f} s")
-    right = np.clip(np.searchsorted(stamps, wanted, side="left"), 0, len(stamps) - 1)
-    left = np.clip(right - 1, 0, len(stamps) - 1)
-    take_left = (wanted - stamps[left]) < (stamps[right] - wanted)
-    return np.where(take_left, left, right).astype(np.int64)
+    return (np.searchsorted(stamps, wanted, side="right") - 1).astype(np.int64)

@@ -31,7 +31,7 @@ from core.runner import Timings
 from vla import visdata
 from vla.config import EvaluateConfig
 from vla.driving_data import DrivingData
-from vla.edited_frames import NUM_FRAMES, read_last_frames
+from vla.edited_frames import NUM_FRAMES, read_model_frames
 from vla.metrics import finite_or_none, min_ade, plan_displacement
 from vla.model_io import ModelInput
 from vla.models import TrajectoryModel
@@ -97,11 +97,11 @@ def _run(ctx: EvalContext, video: EditedVideo, uris: dict[str, str], timings: Ti
     cfg = ctx.cfg
     clip_id, camera = video.parse()
     with timings.phase("decode"):
-        edited = read_last_frames(video, ctx.cache_dir)
-    t0_after_start_s = cfg.t0_offset + edited.last_frame_seconds
+        edited = read_model_frames(video, ctx.cache_dir, cfg.frame_spacing)
+    t0_after_start_s = cfg.t0_offset + edited.moment.t0_s
     with timings.phase("dataset"):
         sample = ctx.data.load(clip_id, camera, int(round(t0_after_start_s * 1e6)), cfg.cameras,
-                               int(round(1e6 / edited.fps)), NUM_FRAMES)
+                               np.round(edited.offsets_s * 1e6).astype(np.int64))
     k = sample.camera_names.index(camera)
     swapped = sample.with_camera(camera, edited.frames)
 
@@ -126,7 +126,7 @@ def _run(ctx: EvalContext, video: EditedVideo, uris: dict[str, str], timings: Ti
         ego_history_rot=sample.ego_history_rot, image_frames=swapped.transpose(0, 1, 4, 2, 3),
         camera_indices=sample.camera_indices, original_pred_xyz=original.xyz, original_pred_rot=original.rot,
         original_frames=sample.frames[k].transpose(0, 3, 1, 2), edited_camera_index=camera_index(camera),
-        min_ade=ade, original_min_ade=ade_original, t0_us=sample.t0_us, frame_fps=edited.fps,
+        min_ade=ade, original_min_ade=ade_original, t0_us=sample.t0_us, frame_fps=edited.frame_rate,
         clip_id=clip_id, camera_name=camera, video_id=video.video_id)
     with timings.phase("write"):
         visdata.save(vis, uris["vis_data"])
@@ -165,12 +165,14 @@ def _run(ctx: EvalContext, video: EditedVideo, uris: dict[str, str], timings: Ti
         "reasoning_traces": list(edited_pred.reasoning),
         "original_reasoning_traces": list(original.reasoning),
         "temporal_config": {
-            "vp_video_fps": edited.fps,
-            "time_step_seconds": 1.0 / edited.fps,
+            "edited_clip_fps": edited.moment.fps,
+            "frame_spacing": cfg.frame_spacing,
             "num_frames_per_camera": NUM_FRAMES,
-            "frame_window_seconds": (NUM_FRAMES - 1) / edited.fps,
-            "edited_clip_frames": edited.frame_count,
-            "t0_seconds_after_clip_start": t0_after_start_s,
+            "frame_window_seconds": round(float(edited.offsets_s[0]), 6),
+            "edited_clip_frames": edited.moment.frames,
+            "t0_seconds_after_clip_start": round(t0_after_start_s, 6),
+            "dataset_frame_timestamps_us": sample.frame_timestamps_us.tolist(),
+            **edited.temporal(),
             "trajectory_step_seconds": TRAJ_STEP_S,
             "num_future_waypoints": NUM_FUTURE,
         },

@@ -37,5 +37,7 @@ SPEC = StageSpec(
     describe_input=lambda values: f"edited clips under {values['video_data']}",
     input_from_previous=Layout.vp_run, input_default=Layout.vp_run, check_input=_check,
     run_reports="vla.stage:write_run_reports",
+    # stage 1 plans the moment stage 3 evaluates and keeps only the edit window ending at it
+    upstream_defaults={"segment": {"plan_moment": True}},
     task_prefix="alpamayo", image="vla", cpu="8", memory="96Gi",
 )

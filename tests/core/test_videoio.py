@@ -135,3 +135,32 @@ def test_decode_copes_with_a_container_that_understates_its_length(clip10, monke
     frames = videoio.decode(clip10, fps=None)
     assert frames.shape == (30, 48, 64, 3)
     assert np.abs(frames[:, 0, 0, 0].astype(int) - 8 * np.arange(30)).max() <= 2
+
+
+def _grey_index(frames: np.ndarray) -> np.ndarray:
+    return np.round(frames[:, 0, 0, 0] / 8.0).astype(int)
+
+
+def test_decode_times_picks_the_frame_at_or_before_each_time(clip10):
+    # frames at 0.0, 0.1, ... 2.9 s; 0.25 s -> frame 2 (not the nearer 3), 0.3 -> frame 3 exactly
+    times = [2.9, 0.0, 0.25, 0.3, 0.299, 1.96, 2.95]
+    got = videoio.decode_times(clip10, times)
+    assert got.shape == (7, 48, 64, 3)
+    assert list(_grey_index(got)) == [29, 0, 2, 3, 2, 19, 29]
+
+
+def test_decode_times_seeks_into_a_long_clip_and_matches_a_full_decode(tmp_path):
+    path = str(tmp_path / "long.mp4")
+    frames = np.stack([np.full((32, 48, 3), (7 * k) % 250, np.uint8) for k in range(300)])   # 10 s at 30 fps
+    videoio.encode(frames, path, fps=30, crf=0, preset="ultrafast")
+    full = videoio.decode(path, fps=None)
+    times = 8.0 + np.array([-0.3, -0.2, -0.1, 0.0])
+    got = videoio.decode_times(path, times, size=(48, 32))
+    expected = np.floor(times * 30 + 1e-6).astype(int)      # 7.7 s -> frame 231, 8.0 s -> 240
+    assert np.array_equal(got, full[expected])
+
+
+@pytest.mark.parametrize("times, reason", [([-0.5], "before the first frame"), ([3.5], "past the video's end")])
+def test_decode_times_outside_the_video_is_a_one_line_error(clip10, times, reason):
+    with pytest.raises(VideoError, match=reason):
+        videoio.decode_times(clip10, times)

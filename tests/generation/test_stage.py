@@ -2,6 +2,7 @@
 errors, the CLI and the demo step. Stage-1 output is written with core.vp_data.write_vp_clip from
 synthetic clips (ground-truth masks): exactly the hand-off format."""
 
+import dataclasses
 import json
 import os
 
@@ -10,11 +11,13 @@ import pytest
 
 from core import videoio
 from core.config import build_config
-from core.errors import UsageError
+from core.errors import LanepaintError, UsageError
 from core.lanes import LaneSpec
 from core.layout import Layout
+from core.moment import Moment
 from core.vp_data import write_vp_clip
 from generation.config import EditConfig
+from generation.editor import load_clip_inputs
 from generation.masking import dilate_masks
 from generation.stage import run_edit
 from orchestrator.cli import main
@@ -40,9 +43,12 @@ def scene():
     return frames, masks
 
 
+MOMENT = Moment(t0_s=8.0, start_s=2.0, fps=8.0, frames=49)     # what stage 1 planned: t0 at the window's end
+
+
 def write_stage1(root, frames, masks):
     layout = Layout(root)
-    write_vp_clip(layout, RUN, GOOD, frames, masks, fps=8.0)
+    write_vp_clip(layout, RUN, GOOD, frames, masks, fps=8.0, moment=MOMENT)
     for vid in ("synth_nometa", "synth_nomasks", "synth_mismatch"):
         write_vp_clip(layout, RUN, vid, frames, masks, fps=8.0)
     os.remove(layout.vp_meta_csv(RUN, "synth_nometa"))
@@ -97,6 +103,7 @@ def test_demo_edit_step_writes_every_output_and_fails_bad_inputs_one_line_each(t
         assert sidecar["parameters"]["num_inference_steps"] == 2 and sidecar["parameters"]["caption_refine_iters"] == 10
         assert sidecar["parameters"]["dilate_size"] == 24 and sidecar["profile"] == "tiny"
         assert "ram_peak_mb" in sidecar["memory"] and sidecar["windows"] == [[0, 49]]
+        assert sidecar["moment"] == MOMENT.as_dict()            # carried on to stage 3
         refine = layout.vp_caption_refine_dir(RUN, folder, GOOD)
         assert sidecar["outputs"]["caption_refine"] == refine
         names = set(os.listdir(refine))
@@ -141,6 +148,18 @@ def test_demo_edit_step_writes_every_output_and_fails_bad_inputs_one_line_each(t
     assert set(rows) == {GOOD, "synth_gone", *BAD}
     assert rows[GOOD]["status"] == "ok" and rows[GOOD]["timings"]["video_generation"] > 0
     assert rows["synth_gone"]["status"] == "failed" and rows["synth_short"]["status"] == "failed"
+
+
+def test_an_edit_cut_before_the_planned_moment_fails_with_one_line(tmp_path, scene):
+    root = str(tmp_path / "out")
+    write_vp_clip(Layout(root), RUN, GOOD, *scene, fps=8.0, moment=MOMENT)
+    cfg = EditConfig(data_run_id=RUN, run_id="e1", output_root=root, profile="tiny", max_frames=41, num_frames=41,
+                     window_stride=33)
+    with pytest.raises(LanepaintError, match=r"^synth_good: the edit would end at 7\.00 s, before the evaluated "
+                                             r"moment t0 = 8\.00 s planned by stage 1 \(--max-frames 41 cuts it"):
+        load_clip_inputs(Layout(root), cfg, GOOD, str(tmp_path / "cache"))
+    whole = load_clip_inputs(Layout(root), dataclasses.replace(cfg, max_frames=0), GOOD, str(tmp_path / "cache"))
+    assert whole.clip.moment == MOMENT and len(whole.frames) == 49
 
 
 def test_no_segmentation_output_is_a_usage_error_before_anything_is_written(tmp_path):

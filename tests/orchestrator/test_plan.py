@@ -80,6 +80,27 @@ def test_options_reach_their_stage_config(tmp_path):
     assert the_plan.options()["edit_seed"] == 7 and the_plan.options()["segment_fps"] == 5.0
 
 
+def test_a_run_that_goes_on_to_stage_3_plans_the_moment_in_stage_1(tmp_path):
+    """Stage 3 in the run turns on stage 1's moment planning (10 fps, the 49-frame window ending at t0); a run
+    without it keeps the whole-clip 8 fps default; a value the user gives wins over the implied one."""
+    from core.config_file import load_config_file
+
+    def segment(stages, options=None, file=None, environ=None):
+        request = _request(tmp_path, stages=stages)
+        return plan(request, options or {}, file, environ=environ or {}).stage("segment").config
+
+    with_3 = segment("123")
+    assert (with_3["plan_moment"], with_3["fps"], with_3["edit_window"]) == (True, 10.0, 49)
+    without = segment("12")
+    assert (without["plan_moment"], without["fps"]) == (False, 8.0)
+    assert segment("123", {"segment_plan_moment": False})["plan_moment"] is False
+    assert segment("123", environ={"LANEPAINT_SEGMENT_PLAN_MOMENT": "0"})["plan_moment"] is False
+    config = tmp_path / "run.yaml"
+    config.write_text("segment:\n  plan-moment: false\n  fps: 8\n")
+    assert segment("123", file=load_config_file(str(config)))["plan_moment"] is False
+    assert segment("123", {"segment_fps": 30.0})["fps"] == 30.0
+
+
 def test_defaults_file_environment_and_options_in_order(tmp_path):
     from core.config_file import load_config_file
 

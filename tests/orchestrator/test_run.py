@@ -26,9 +26,10 @@ FOLDER = "lane_double_yellow_solid"
 
 @pytest.fixture(scope="module")
 def av(tmp_path_factory):
-    """Two synthetic PhysicalAI-AV clips (front camera 96x64, 6.2 s) and the dataset cache stage 3 reads."""
+    """Two synthetic PhysicalAI-AV clips (14 s, front camera 96x54 at 10 fps, covering the whole clip) and the
+    dataset cache stage 3 reads."""
     root = tmp_path_factory.mktemp("av")
-    spec = AVDatasetSpec(clips=2, input_seconds=6.2, width=96, height=64, lanes=("single white dashed",))
+    spec = AVDatasetSpec(clips=2, clip_seconds=14.0, fps=10.0, width=96, height=54, lanes=("single white dashed",))
     return write_av_dataset(spec, str(root / "hf"), str(root / "inputs"))
 
 

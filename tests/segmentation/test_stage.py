@@ -179,7 +179,7 @@ def test_demo_step_gives_non_empty_masks(tmp_path):
     """The demo's synthetic clip through the real tiny model: stage 2 needs a non-empty mask."""
     from orchestrator.demo import DemoState, _segment, _synthesise
 
-    state = DemoState(output_root=str(tmp_path / "out"), run_id="demo1", seconds=6.5, size=(320, 192))
+    state = DemoState(output_root=str(tmp_path / "out"), run_id="demo1", seconds=14.0, size=(320, 180))
     _synthesise(state)
     line = _segment(state)
     assert state.exit_code == 0 and line.startswith("1 ok, 0 skipped, 0 failed")
@@ -188,7 +188,11 @@ def test_demo_step_gives_non_empty_masks(tmp_path):
     assert vid.endswith(".camera_front_wide_120fov")  # <clip_id>.<camera>: stage 3 finds its ego motion
     clip = read_vp_clip(Layout(state.output_root), "demo1", vid)
     masks = load_masks(clip)
-    assert clip.vp_ready and clip.frames == 52
+    # the 49-frame window at 10 fps ending at the planned moment: 13.97 s of video, t0 = 7.5 s (6.4 s before its end)
+    assert clip.vp_ready and clip.frames == 49 and clip.fps == 10
+    assert clip.moment is not None and clip.moment.as_dict() == {"t0_s": 7.5, "start_s": 2.7, "fps": 10.0, "frames": 49}
+    manifest = json.loads(storage.read_text(result.manifest_uri))
+    assert manifest["items"][vid]["details"]["moment"] == clip.moment.as_dict()
     assert masks.any(axis=(1, 2)).all() and 0.05 < masks.mean() < 0.95
 
 
@@ -223,3 +227,28 @@ def test_model_that_cannot_load_fails_the_run_in_one_line_and_writes_nothing(tmp
     err = capsys.readouterr().err
     assert code == 1 and "cannot load SAM2 model" in err and "missing_sam2.pt" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_plan_moment_keeps_the_window_ending_at_t0_and_fails_a_short_video_before_segmenting(tmp_path, capsys):
+    """--plan-moment: the window's frames are the source frames at or before start + k/10 s; a video too short
+    for 1.6 s of history, the window and 6.4 s of future fails in planning, before SAM2 sees it."""
+    long = str(tmp_path / "long_clip.camera_front_wide_120fov.mp4")
+    stamp = np.stack([np.full((48, 64, 3), (5 * k) % 250, np.uint8) for k in range(30 * 13)])   # 13 s at 30 fps
+    videoio.encode(stamp, long, fps=30, crf=0, preset="ultrafast")
+    short = _clip(tmp_path, 2, seconds=7.0, name="short_clip.camera_front_wide_120fov")
+    root = str(tmp_path / "out")
+    code = _segment("--input", long, short, "--run-id", "m1", "--output-root", root, "--plan-moment",
+                    "--edit-window", "20")
+    out = capsys.readouterr().out
+    assert code == 1
+    (line,) = [ln for ln in out.splitlines() if "FAILED short_clip" in ln]
+    assert line.endswith("short_clip.camera_front_wide_120fov: 6.90 s of video; the evaluated moment needs 8.30 s "
+                         "(1.90 s before t0 for the 20-frame edit window at 10 fps and the 1.6 s history, 6.4 s "
+                         "after it)")
+    assert not os.path.exists(Layout(root).sam2_masks_dir("m1", "short_clip.camera_front_wide_120fov"))
+    clip = read_vp_clip(Layout(root), "m1", "long_clip.camera_front_wide_120fov")
+    # 12.97 s of video: t0 = 6.5 s (6.4 s before its end, on the 0.1 s grid), 20 frames at 10 fps from 4.6 s
+    assert clip.moment.as_dict() == {"t0_s": 6.5, "start_s": 4.6, "fps": 10.0, "frames": 20}
+    frames = videoio.decode(clip.video_uri, fps=None)
+    source = np.floor((4.6 + np.arange(20) / 10) * 30 + 1e-6).astype(int)       # 138, 141, ... 195
+    assert np.abs(frames[:, 0, 0, 0].astype(int) - (5 * source) % 250).max() <= 2
