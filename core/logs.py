@@ -13,7 +13,7 @@ from core.config import Settings, setting
 T = TypeVar("T")
 
 _FORMAT = "%(asctime)s %(levelname).1s %(name)s: %(message)s"
-_NOISY = ("urllib3", "fsspec", "gcsfs", "google", "asyncio", "httpx", "httpcore", "filelock",
+_NOISY = ("urllib3", "fsspec", "gcsfs", "google", "asyncio", "httpx", "httpx2", "httpcore", "filelock",
           "PIL", "matplotlib", "aiohttp", "flyte", "hydra")
 
 

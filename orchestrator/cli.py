@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                "VideoPainter)"),
     "evaluate": ("vla.cli", "stage 3: driving model (Alpamayo-R1 or baseline) on original vs edited clips, minADE"),
     "render": ("vla.render_cli", "overlay and comparison videos from stage 3's *_vis_data.npz files"),
+    "fetch-dataset": ("vla.fetch_cli", "download the PhysicalAI-AV files some clips need into a Hugging Face cache "
+                                       "(stage 3 then reads them offline)"),
     "dataset generate": ("training.dataset_generate_cli", "lane dataset: images, SAM2 road masks and VLM lane "
                                                           "captions (train.csv)"),
     "dataset filter": ("training.dataset_filter_cli", "a new lane dataset with the rows matching lane attributes"),

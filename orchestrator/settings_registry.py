@@ -14,9 +14,10 @@ def file_sections() -> list[type]:
     from synthetic.cli import SynthConfig
     from training.dataset_config import DatasetFilterConfig, DatasetGenerateConfig
     from training.lora_config import LoraTrainConfig
-    from vla.config import EvaluateConfig, RenderConfig
+    from vla.config import EvaluateConfig, FetchDatasetConfig, RenderConfig
 
-    return [PipelineRequest, SegmentConfig, EditConfig, EvaluateConfig, RenderConfig, DatasetGenerateConfig,
+    return [PipelineRequest, SegmentConfig, EditConfig, EvaluateConfig, RenderConfig, FetchDatasetConfig,
+            DatasetGenerateConfig,
             DatasetFilterConfig, LoraTrainConfig, SynthConfig, DemoConfig, LogSettings]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from core.config import Settings, StageSettings, overwrite_setting, require, setting
 from core.device import DEVICE_HELP, check_device
@@ -15,6 +15,26 @@ from core.errors import UsageError
 DEFAULT_MODEL_PATH = "nvidia/Alpamayo-R1-10B"
 PROCESSOR_SOURCE = "Qwen/Qwen3-VL-2B-Instruct"   # upstream hard-codes it: image processor + chat template
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
+
+
+def _dataset_dir(**declared: Any) -> Any:
+    return setting("", help="Hugging Face cache folder holding the PhysicalAI-AV dataset",
+                   default_text="the Hugging Face hub cache", aliases=("PAI_DATASET_DIR",), **declared)
+
+
+def _dataset_revision(**declared: Any) -> Any:
+    return setting(None, aliases=("PAI_DATASET_REVISION",),
+                   **({"help": "dataset commit (40 hex)", "default_text": "the cache's refs/main"} | declared))
+
+
+def _cameras(help: str, **declared: Any) -> Any:
+    return setting(DEFAULT_CAMERAS, help=help, **declared)
+
+
+def check_cameras(cameras: tuple[str, ...]) -> None:
+    bad = [c for c in cameras if not CAMERA_NAME.match(c)]
+    if bad or not cameras:
+        raise UsageError(f"--cameras {','.join(cameras)!r}: expected camera names like camera_front_wide_120fov")
 
 
 @dataclass(frozen=True)
@@ -51,15 +71,12 @@ class EvaluateConfig(StageSettings):
                              "the model as a reference line", group="driving model")
     video_name: str = setting("auto", help="auto = every edited clip; else comma-separated video ids "
                               "(<clip>.<camera>), clip ids or file names", aliases=("ALPAMAYO_VIDEO_NAME",))
-    dataset_dir: str = setting("", help="Hugging Face cache folder holding the PhysicalAI-AV dataset",
-                               default_text="the Hugging Face hub cache", aliases=("PAI_DATASET_DIR",),
-                               group="driving dataset")
-    dataset_revision: str | None = setting(None, help="dataset commit (40 hex)", default_text="the cache's refs/main",
-                                           aliases=("PAI_DATASET_REVISION",), group="driving dataset")
+    dataset_dir: str = _dataset_dir(group="driving dataset")
+    dataset_revision: str | None = _dataset_revision(group="driving dataset")
     dataset_offline: bool = setting(True, help="read PhysicalAI-AV from the local cache only",
                                     aliases=("HF_HUB_OFFLINE",), group="driving dataset")
-    cameras: tuple[str, ...] = setting(DEFAULT_CAMERAS, help="comma-separated cameras the model sees (the edited "
-                                       "one is always added)", group="driving dataset")
+    cameras: tuple[str, ...] = _cameras(help="comma-separated cameras the model sees (the edited one is always "
+                                        "added)", group="driving dataset")
     frame_spacing: Literal["model", "edit"] = setting(
         "model", help="the 4 frames per camera ending at t0: 0.1 s apart as the driving model was trained (model), "
         "or the edited clip's frame step (edit: 0.125 s at 8 fps); each the frame at or before its time",
@@ -77,10 +94,7 @@ class EvaluateConfig(StageSettings):
     def validate(self) -> None:
         if not self.video_data:
             raise UsageError("--video-data is required (stage 2 output: vp/<run_id> or one instruction folder)")
-        bad = [c for c in self.cameras if not CAMERA_NAME.match(c)]
-        if bad or not self.cameras:
-            raise UsageError(f"--cameras {','.join(self.cameras)!r}: expected camera names like "
-                             "camera_front_wide_120fov")
+        check_cameras(self.cameras)
         if self.dataset_revision is not None and self.dataset_offline and not _HEX40.match(self.dataset_revision):
             raise UsageError(f"--dataset-revision {self.dataset_revision!r}: offline access needs a 40-hex "
                              "commit id (leave it empty to use the cache's refs/main)")
@@ -131,3 +145,37 @@ class RenderConfig(Settings):
             raise UsageError("a *_vis_data.npz file or a folder is required")
         if not (self.fps > 0 and math.isfinite(self.fps)):
             raise UsageError(f"--fps {self.fps}: must be > 0")
+
+
+@dataclass(frozen=True)
+class FetchDatasetConfig(Settings):
+    """``lanepaint fetch-dataset``: the PhysicalAI-AV files some clips need, into a Hugging Face cache folder.
+
+    Clips are given as clip ids or video ids ``<clip_id>.<camera>`` (whose camera is then added), on the
+    command line or in a text file (one per line). The hub token comes from ``HF_TOKEN`` (or the token
+    ``huggingface-cli login`` saved): the dataset is gated.
+    """
+
+    SECTION: ClassVar[str] = "fetch_dataset"
+
+    clips: tuple[str, ...] = setting((), help="clip ids or <clip_id>.<camera> video ids", flag="--clip", nargs="+",
+                                     metavar="ID", env=None)
+    clips_from: str | None = setting(None, help="a text file of clip or video ids, one per line ('#' comments)",
+                                     env=None, metavar="FILE")
+    cameras: tuple[str, ...] = _cameras(help="comma-separated cameras to fetch besides the ego motion (those of "
+                                        "lanepaint evaluate --cameras)")
+    dataset_dir: str = _dataset_dir()
+    revision: str | None = _dataset_revision(flag="--revision", help="dataset revision: a commit (40 hex) or a branch",
+                                             default_text="main, resolved to its commit (written to the cache's "
+                                             "refs/main)")
+    endpoint: str | None = setting(None, help="hub endpoint (a mirror)", default_text="https://huggingface.co",
+                                   aliases=("HF_ENDPOINT",))
+    workers: int = setting(4, help="files downloaded at the same time")
+    dry_run: bool = setting(False, help="list the files and their sizes (cached or to download); download nothing "
+                            "but the small metadata, into a temporary folder", env=None)
+
+    def validate(self) -> None:
+        check_cameras(self.cameras)
+        if not self.clips and not self.clips_from:
+            raise UsageError("no clips: give --clip ID [ID ...] or --clips-from FILE")
+        require(((self.workers >= 1, f"--workers must be >= 1, got {self.workers}"),))
