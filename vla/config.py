@@ -156,7 +156,7 @@ class FetchDatasetConfig(Settings):
     ``huggingface-cli login`` saved): the dataset is gated.
     """
 
-    SECTION: ClassVar[str] = "fetch_dataset"
+    SECTION: ClassVar[str] = "fetch-dataset"
 
     clips: tuple[str, ...] = setting((), help="clip ids or <clip_id>.<camera> video ids", flag="--clip", nargs="+",
                                      metavar="ID", env=None)

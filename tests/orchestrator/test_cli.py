@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from core import videoio
 from orchestrator.cli import main
 
 
@@ -46,6 +47,19 @@ def test_demo_runs_every_stage_end_to_end(tmp_path, capsys):
     for stage in ("sam2", "vp", "alpamayo"):
         manifest = json.loads((root / stage / "demo_t" / "manifest.json").read_text())
         assert manifest["profile"] == "tiny" and "profile_note" in manifest
+    # the input is the synthetic dataset's own front video: the whole 20 s clip at 30 fps
+    (video,) = (root / "demo_inputs" / "demo_t").glob("*.camera_front_wide_120fov.mp4")
+    info = videoio.probe(str(video))
+    assert (info.fps, info.frame_count, info.width, info.height) == (30.0, 600, 320, 180)
+    # stage 1 planned the moment (t0 6.4 s before the end), stage 3 evaluated there with the real architecture
+    (record_file, *_) = root.glob("alpamayo/demo_t/*/*/*_inference.json")
+    record = json.loads(record_file.read_text())
+    assert record["model"] == "alpamayo" and record["temporal_config"]["moment"]["t0_s"] == 13.5
+    assert record["temporal_config"]["moment_source"] == "stage 1 plan"
+    assert record["baseline"]["model"] == "constant-velocity"
+    report = (root / "alpamayo" / "demo_t" / "demo_t_report.txt").read_text()
+    assert "plan moved (original vs edited plan, paired samples): ADE mean" in report
+    assert "baseline constant-velocity: minADE" in report and "minADE (edited): average" in report
 
 
 def test_top_level_option_value_is_not_taken_for_the_command(tmp_path):
