@@ -177,7 +177,7 @@ def edit_item(cfg: EditConfig, layout: Layout, instruction: Instruction, inputs:
     sidecar = _sidecar(cfg, instruction, inputs, result, compliance, scores, out, uris, timings, memory, models,
                        quality, writer)
     storage.write_text(uris["sidecar"], sidecar_text(sidecar))
-    return {"edit": uris["edit"], "verdict": result.verdict, "iterations": result.iterations,
+    return {"edit": uris["edit"], "moment": sidecar["moment"], "verdict": result.verdict, "iterations": result.iterations,
             "compliance_fraction": sidecar["compliance_fraction"],
             "quality_label": scores["label"] if scores else None, "frames": int(len(inputs.frames)),
             "windows": len(out.windows), **{f"memory_{k}": v for k, v in memory.items()}}

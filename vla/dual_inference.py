@@ -190,7 +190,8 @@ def _run(ctx: EvalContext, video: EditedVideo, uris: dict[str, str], timings: Ti
     storage.write_text(uris["inference"], json.dumps(record, indent=2))
     return {"min_ade": finite_or_none(ade), "original_min_ade": finite_or_none(ade_original),
             "delta": finite_or_none(ade - ade_original), "plan_ade": finite_or_none(main["displacement"]["ade_meters"]),
-            "clip_id": clip_id, "camera": camera, "seed": seed}
+            "clip_id": clip_id, "camera": camera, "seed": seed, "moment": edited.moment.as_dict(),
+            "moment_source": edited.temporal()["moment_source"]}
 
 
 def evaluate_video(ctx: EvalContext, video: EditedVideo, timings: Timings) -> dict[str, Any]:

@@ -120,6 +120,7 @@ def test_demo_edit_step_writes_every_output_and_fails_bad_inputs_one_line_each(t
         assert " FAIL " in row and " 0.00 " in row and sidecar["quality_label"] in row
     manifest = json.loads(open(os.path.join(layout.vp_run(RUN), "manifest.json")).read())
     assert manifest["counts"] == {"ok": 2, "failed": 10} and manifest["profile"] == "tiny"
+    assert manifest["items"][f"{folders[0]}/{GOOD}"]["details"]["moment"] == MOMENT.as_dict()
     assert "profile_note" in manifest and manifest["models"]["memory_plan"]
     plan = manifest["models"]["memory_plan"]
     assert "qwen judge" in plan[0] and "metrics CLIP" in plan[1] and "video" in plan[2]

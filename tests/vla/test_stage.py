@@ -155,6 +155,7 @@ def test_paired_inference_with_the_model_and_the_baseline(av, tmp_path):
     assert manifest["models"]["trajectory_model"]["model"] == "alpamayo"
     assert manifest["models"]["baseline"]["model"] == "constant-velocity"
     assert manifest["models"]["dataset"]["revision"] == av.revision
+    assert manifest["items"][f"{FOLDER}/{vid}"]["details"]["moment"] == moments[0].as_dict()
 
 
 def record_seed(av, root):
