@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 import yaml
 
-from tests.fixtures import REPO_ROOT
+from tests.fixtures import REPO_ROOT, processes
 
 ROOT = REPO_ROOT
 
@@ -79,16 +79,20 @@ def resolutions(tmp_path_factory):
             cmd += ["-c", os.path.join(ROOT, "constraints.txt")]
         if python:
             cmd += ["--python-version", python, "--only-binary=:all:"]
-        procs[image] = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs[image] = processes.start(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = {}
-    for image, proc in procs.items():
-        log, _ = proc.communicate(timeout=600)
-        report = tmp / f"{image}.json"
-        installs = {}
-        if proc.returncode == 0 and report.exists():
-            for item in json.loads(report.read_text())["install"]:
-                installs[item["metadata"]["name"].lower().replace("_", "-")] = item["metadata"]["version"]
-        out[image] = (proc.returncode, log, installs)
+    try:
+        for image, proc in procs.items():
+            log, _ = proc.communicate(timeout=600)
+            report = tmp / f"{image}.json"
+            installs = {}
+            if proc.returncode == 0 and report.exists():
+                for item in json.loads(report.read_text())["install"]:
+                    installs[item["metadata"]["name"].lower().replace("_", "-")] = item["metadata"]["version"]
+            out[image] = (proc.returncode, log, installs)
+    finally:                  # a timeout or a failure leaves no resolver running
+        for proc in procs.values():
+            processes.stop(proc)
     return out
 
 

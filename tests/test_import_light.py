@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.fixtures import REPO_ROOT
+from tests.fixtures import REPO_ROOT, processes
 
 ROOT = REPO_ROOT
 
@@ -25,7 +25,7 @@ sys.meta_path.insert(0, _Block())
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return processes.run([sys.executable, "-c", code], cwd=ROOT, timeout=120)
 
 
 def test_import_core_does_not_import_torch():

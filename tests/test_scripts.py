@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from generation.instructions import DEFAULT_SHORTHANDS
-from tests.fixtures import REPO_ROOT
+from tests.fixtures import REPO_ROOT, processes
 
 ROOT = REPO_ROOT
 SCRIPT = os.path.join(ROOT, "scripts", "build_and_run.sh")
@@ -21,7 +21,7 @@ STAMP = "20261121_101500"
 def _run(tmp_path, *args, script=SCRIPT, **settings) -> subprocess.CompletedProcess:
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHON": sys.executable, "STAMP": STAMP,
            "RUN_ID": "r1", **settings}
-    return subprocess.run(["bash", script, *args], env=env, capture_output=True, text=True, timeout=60)
+    return processes.run(["bash", script, *args], env=env, timeout=60)
 
 
 def _commands(out: str, program: str) -> list[list[str]]:
@@ -43,7 +43,7 @@ def test_scripts_are_shellcheck_clean():
     shellcheck = os.path.join(os.path.dirname(sys.executable), "shellcheck")
     scripts = sorted(glob.glob(os.path.join(ROOT, "scripts", "*.sh")))
     assert len(scripts) == 4
-    out = subprocess.run([shellcheck, "--severity=style", *scripts], capture_output=True, text=True, timeout=60)
+    out = processes.run([shellcheck, "--severity=style", *scripts], timeout=60)
     assert out.returncode == 0, out.stdout
     assert all(os.access(s, os.X_OK) for s in scripts)
 

@@ -1,12 +1,12 @@
 import fnmatch
 import json
-import subprocess
 import sys
 
 import pytest
 
 from core import videoio
 from orchestrator.cli import main
+from tests.fixtures import processes
 
 
 def test_no_command_prints_help_and_exits_2(capsys):
@@ -21,7 +21,7 @@ def test_unknown_command_is_usage_error():
 
 
 def test_console_script_entry_point_runs():
-    out = subprocess.run([sys.executable, "-m", "orchestrator.cli", "env"], capture_output=True, text=True, timeout=60)
+    out = processes.run([sys.executable, "-m", "orchestrator.cli", "env"], timeout=60)
     assert out.returncode == 0 and "SAM2_MAX_FRAMES" in out.stdout
 
 

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.fixtures import REPO_ROOT
+from tests.fixtures import REPO_ROOT, processes
 
 ROOT = REPO_ROOT
 
@@ -66,7 +66,7 @@ def _python(code: str, tmp_path, env_extra=None, timeout=120) -> subprocess.Comp
     home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LANEPAINT_", "FLYTE"))}
     env |= {"HOME": str(home), "TMPDIR": str(home), **(env_extra or {})}
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+    return processes.run([sys.executable, "-c", code], cwd=ROOT, env=env,
                           timeout=timeout)
 
 

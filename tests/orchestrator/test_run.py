@@ -6,7 +6,6 @@ import fnmatch
 import json
 import os
 import shutil
-import subprocess
 import sys
 import uuid
 
@@ -17,7 +16,7 @@ from core.layout import Layout
 from orchestrator.cli import main
 from synthetic.av_dataset import AVDatasetSpec, write_av_dataset
 from tests.conftest import BUCKET
-from tests.fixtures import REPO_ROOT
+from tests.fixtures import REPO_ROOT, processes
 
 ROOT = REPO_ROOT
 INSTRUCTION = "lane double yellow solid"
@@ -159,12 +158,12 @@ def test_flyte_cli_runs_the_dag_locally(segmented, av, tmp_path):
     clip = os.path.basename(av.inputs[0])[:-4]
     name = f"lanepaint-cli-{uuid.uuid4().hex[:8]}"
     try:
-        out = subprocess.run([flyte, "run", "--local", "--name", name, "workflow_master.py", "alpamayo_only",
+        out = processes.run([flyte, "run", "--local", "--name", name, "workflow_master.py", "alpamayo_only",
                               "--run_id", "c1",
                               "--video_data", video_data, "--output_root", segmented, "--profile", "tiny",
                               "--evaluate_model", "constant-velocity", "--evaluate_dataset_dir", av.cache_dir,
                               "--evaluate_video_name", clip],
-                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                             cwd=ROOT, env=env, timeout=300)
     finally:   # flyte's CLI keeps its local run metadata under /tmp/flyte/metadata/<run name>
         shutil.rmtree(os.path.join("/tmp/flyte/metadata", name), ignore_errors=True)
         shutil.rmtree(os.path.join("/tmp/flyte/raw_data", name), ignore_errors=True)

@@ -6,7 +6,6 @@ bad dataset or a bad resume before any model (or torch) loads, with exit code 2.
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 import uuid
 
@@ -18,7 +17,7 @@ from core import storage
 from core.config import build_config
 from core.errors import LanepaintError, UsageError
 from generation import lora_weights
-from tests.fixtures import REPO_ROOT
+from tests.fixtures import REPO_ROOT, processes
 from training import lora_checkpoints as ckpt
 from training.lora_config import LoraTrainConfig
 
@@ -175,8 +174,7 @@ def test_bad_datasets_and_resumes_stop_before_any_model_loads(tmp_path):
         ["--data", good, "--output", out, "--resume-from-checkpoint", resume, "--rank", "4"],
         ["--data", good, "--output", out, "--resume-from-checkpoint", str(tmp_path / "nowhere")],
     ]
-    proc = subprocess.run([sys.executable, "-c", f"CASES = {cases!r}\n" + BLOCKED], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    proc = processes.run([sys.executable, "-c", f"CASES = {cases!r}\n" + BLOCKED], cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split("\n")[:-1] == ["exit 2"] * len(cases)
     errors = [line for line in proc.stderr.splitlines() if "lanepaint train-lora: error:" in line]

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from core import storage
 from generation import lora_weights
 from orchestrator.cli import main
-from tests.fixtures import REPO_ROOT
+from tests.fixtures import REPO_ROOT, processes
 from tests.fixtures.lane_datasets import write_dataset
 from training import lora_checkpoints as ckpt
 from training.lane_dataset import DatasetRow
@@ -113,16 +113,14 @@ def test_remote_dataset_and_output_then_stage2_loads_the_remote_run(tmp_path, mo
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu(tmp_path):
     """The multi-GPU code path (DDP, per-process shares, gathered RNG states) on two gloo CPU processes."""
-    import subprocess
     import sys
 
     data = write_dataset(str(tmp_path / "lanes"), n=4)
     out = str(tmp_path / "out")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "orchestrator.cli",
+    proc = processes.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "orchestrator.cli",
                            "train-lora", "--data", data, "--output", out, "--run-name", "ddp", "--max-train-steps", "2",
-                           *TRAIN], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=240)
+                           *TRAIN], cwd=REPO_ROOT, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("train-lora ddp: 2 step(s)") == 1          # one summary, from the main process
     run = os.path.join(out, "ddp")

@@ -2,19 +2,18 @@
 the script a lent GPU runs is known to work before the GPU time is spent."""
 
 import re
-import subprocess
 import sys
 
 import pytest
 
-from tests.fixtures import REPO_ROOT
+from tests.fixtures import REPO_ROOT, processes
 
 pytest.importorskip("transformers")
 
 
 def test_vla_model_bench_runs_its_cpu_part_and_its_gpu_code_on_the_cpu():
-    out = subprocess.run([sys.executable, "bench/vla_model.py", "--gpu-smoke", "--repeats", "1",
-                          "--reasoning-tokens", "2"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    out = processes.run([sys.executable, "bench/vla_model.py", "--gpu-smoke", "--repeats", "1",
+                          "--reasoning-tokens", "2"], cwd=REPO_ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     text = out.stdout
     assert re.search(r"ratio sequential / batch: +\d+\.\d+x", text)

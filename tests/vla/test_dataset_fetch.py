@@ -12,7 +12,7 @@ import pytest
 
 from core.driving_dataset import FRONT_CAMERA, REPO_FOLDER, REPO_ID
 from synthetic.av_dataset import AVDatasetSpec, write_av_dataset
-from tests.fixtures import REPO_ROOT
+from tests.fixtures import REPO_ROOT, processes
 from tests.fixtures.fake_hub import FakeHub, etag, serve
 
 pytest.importorskip("physical_ai_av")
@@ -39,8 +39,8 @@ def _env(tmp_path, token: str | None = TOKEN, **extra: str) -> dict[str, str]:
 
 
 def _fetch(hub, tmp_path, *args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", "fetch-dataset", "--endpoint", hub.endpoint,
-                           *args], cwd=REPO_ROOT, env=_env(tmp_path, token), capture_output=True, text=True,
+    return processes.run([sys.executable, "-m", "orchestrator.cli", "fetch-dataset", "--endpoint", hub.endpoint,
+                           *args], cwd=REPO_ROOT, env=_env(tmp_path, token),
                           timeout=120)
 
 
@@ -94,8 +94,7 @@ def test_fetch_resumes_a_cut_download_and_stage_3_reads_the_clip_offline(repo, t
               f"data = DrivingData({str(target)!r})\n"
               f"s = data.load({clip.clip_id!r}, {FRONT_CAMERA!r}, 2_000_000, ({FRONT_CAMERA!r},), np.array([0]))\n"
               "print(json.dumps({'frames': list(s.frames.shape), 'revision': data.revision}))")
-    out = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=_env(tmp_path, token=None),
-                         capture_output=True, text=True, timeout=120)
+    out = processes.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=_env(tmp_path, token=None), timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.splitlines()[-1]) == {"frames": [1, 1, 36, 64, 3], "revision": repo.revision}
 
@@ -127,9 +126,8 @@ def test_stage_3_streams_a_clip_from_the_hub_when_offline_mode_is_off(repo, tmp_
                   f"s = data.load({clip.clip_id!r}, {FRONT_CAMERA!r}, 2_000_000, ({FRONT_CAMERA!r},), "
                   "np.array([100_000, 0]))\n"
                   "print(json.dumps({'frames': list(s.frames.shape), 'stamps': s.frame_timestamps_us.tolist()}))")
-        out = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT,
-                             env=_env(tmp_path, HF_ENDPOINT=hub.endpoint, HF_HUB_OFFLINE="0"),
-                             capture_output=True, text=True, timeout=120)
+        out = processes.run([sys.executable, "-c", script], cwd=REPO_ROOT,
+                             env=_env(tmp_path, HF_ENDPOINT=hub.endpoint, HF_HUB_OFFLINE="0"), timeout=120)
         assert out.returncode == 0, out.stderr[-3000:]
         assert json.loads(out.stdout.splitlines()[-1]) == {"frames": [1, 2, 36, 64, 3],
                                                            "stamps": [[2_100_000, 2_200_000]]}
