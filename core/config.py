@@ -99,6 +99,20 @@ def overwrite_setting(**declared: Any) -> Any:
                    pipeline=False, **declared)
 
 
+DEFAULT_ITEM_TIMEOUT_S = 7200.0
+
+
+def _non_negative_finite(value: Any, flag: str) -> None:
+    if not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")) or value < 0:
+        raise UsageError(f"{flag} {value!r}: must be a finite number >= 0")
+
+
+def item_timeout_setting(**declared: Any) -> Any:
+    return setting(DEFAULT_ITEM_TIMEOUT_S, help="seconds one item (a video, a video x instruction) may run before "
+                   "it fails with 'timed out' and the run goes on (0: no limit)", env="LANEPAINT_ITEM_TIMEOUT",
+                   pipeline=False, check=_non_negative_finite, **declared)
+
+
 def run_id_setting(help: str = "run id of this run", **declared: Any) -> Any:
     return setting(None, help=help, env=None, default_text="run_YYYYMMDD_HHMMSS", pipeline=False, check=_run_id,
                    **declared)
@@ -128,14 +142,15 @@ class Settings:
 
 @dataclass(frozen=True)
 class StageSettings(Settings):
-    """The settings every stage run has; a stage config subclasses this (the pipeline sets these five from
-    its request, ``orchestrator.plan``)."""
+    """The settings every stage run has; a stage config subclasses this (the pipeline sets these from its
+    request, ``orchestrator.plan``)."""
 
     run_id: str | None = run_id_setting("run id of this stage run (its outputs go under <stage folder>/<run id>)")
     output_root: str = output_root_setting()
     profile: Profile = profile_setting()
     overwrite: bool = overwrite_setting()
     cache_dir: str | None = cache_dir_setting()
+    item_timeout: float = item_timeout_setting()
 
 
 def require(checks: Iterable[tuple[bool, str]]) -> None:

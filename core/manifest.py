@@ -107,16 +107,35 @@ class RunManifest:
         self.models[role] = description
 
     def record(self, result: ItemResult) -> None:
-        """Remember one item; finished and failed items are persisted at once."""
+        """Remember one item; finished and failed items are persisted at once. A skipped item's outputs are
+        complete on disk: when its record is missing (a crash between the completion marker and the record)
+        or says otherwise (an older failure), the record is rewritten from the disk, so the manifest and the
+        reports never disagree with the outputs."""
         self.results.append(result)
-        if result.status == SKIPPED:
-            return
-        payload = result.as_dict() | {"finished_at": _now(), "profile": self.profile}
         uri = storage.join(self.run_root, ITEMS_DIR, _item_file(result.item_id))
+        if result.status == SKIPPED:
+            stored = self._stored_item(uri)
+            if stored is not None and stored.get("status") == OK:
+                return
+            payload = {"item_id": result.item_id, "status": OK, "recovered": "outputs found complete on disk; "
+                       f"the record was {'missing' if stored is None else repr(stored.get('status'))}"}
+        else:
+            payload = result.as_dict()
         try:
-            storage.write_text(uri, json.dumps(payload, indent=2, default=str))
+            storage.write_text(uri, json.dumps(payload | {"finished_at": _now(), "profile": self.profile}, indent=2,
+                                               default=str))
         except StorageError as exc:  # the output itself is written; a lost record must not fail it
             log.warning("could not write item record %s: %s", uri, exc)
+
+    @staticmethod
+    def _stored_item(uri: str) -> dict[str, Any] | None:
+        try:
+            if not storage.exists(uri):
+                return None
+            value = json.loads(storage.read_text(uri))
+        except (StorageError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
 
     def _stored_items(self) -> dict[str, dict[str, Any]]:
         uris = [u for u in storage.ls(storage.join(self.run_root, ITEMS_DIR), dirs=False) if u.endswith(".json")]

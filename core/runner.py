@@ -2,12 +2,20 @@
 
 A failing item is recorded with a one-line reason and the run goes on; ``RunSummary.exit_code``
 is 1 when any item failed. ``KeyboardInterrupt`` still stops the run.
+
+An item that runs longer than ``timeout`` seconds fails with "timed out" and the run goes on: a watchdog
+thread raises ``ItemTimeout`` in the item's thread (``PyThreadState_SetAsyncExc``), which takes effect the
+next time that thread runs Python code, so a Python loop that never ends is stopped; a call that never
+returns to Python (a stuck GPU kernel) is not. Redoing a complete item (``overwrite``) first removes its
+completion marker (``invalidate``), so a redo that fails leaves the item incomplete, as the record says.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -24,17 +32,58 @@ T = TypeVar("T")
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 
 
+class ItemTimeout(BaseException):
+    """Raised in an item's thread when it exceeds its time limit (a BaseException: ``except Exception`` in
+    the item's code does not swallow it)."""
+
+
+class Watchdog:
+    """Raises ``ItemTimeout`` in the calling thread after ``seconds`` unless disarmed first."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.thread_id = threading.get_ident()
+        self.fired = False
+        self._lock = threading.Lock()
+        self._armed = seconds > 0
+        self._timer = threading.Timer(seconds, self._fire) if self._armed else None
+        if self._timer is not None:
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if not self._armed:
+                return
+            self.fired = True
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread_id), ctypes.py_object(ItemTimeout))
+
+    def disarm(self) -> bool:
+        """Stop the watchdog; True when it fired (any exception still pending in this thread is cleared)."""
+        with self._lock:
+            self._armed = False
+            if self.fired:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread_id), None)
+        if self._timer is not None:
+            self._timer.cancel()
+        return self.fired
+
+
 class Timings:
     """Named wall-clock phases of one item: ``with t.phase("decode"): ...``."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.timed_out_in: str | None = None   # the innermost phase the time limit interrupted
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
         try:
             yield
+        except ItemTimeout:
+            self.timed_out_in = self.timed_out_in or name
+            raise
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
@@ -99,7 +148,9 @@ class ItemRunner(Generic[T]):
     """Runs ``fn(item, timings)`` for each item; ``fn`` may return details for the manifest.
 
     ``is_done(item)`` says whether an item's outputs are already complete (skipped unless
-    ``overwrite``). ``on_result`` is called after every item (the manifest records it there).
+    ``overwrite``; then ``invalidate(item)`` removes the completion marker before the redo).
+    ``on_result`` is called after every item (the manifest records it there). ``timeout``: seconds one
+    item may run (0: no limit).
     """
 
     stage: str
@@ -107,6 +158,8 @@ class ItemRunner(Generic[T]):
     is_done: Callable[[T], bool] | None = None
     overwrite: bool = False
     on_result: Callable[[ItemResult], None] | None = None
+    invalidate: Callable[[T], None] | None = None
+    timeout: float = 0.0
 
     def run(self, items: Sequence[T], fn: ItemFn[T], summary: RunSummary | None = None) -> RunSummary:
         summary = summary or RunSummary(self.stage)
@@ -121,19 +174,25 @@ class ItemRunner(Generic[T]):
     def _one(self, item: T, fn: ItemFn[T], index: int, total: int) -> ItemResult:
         item_id = self.item_id(item)
         prefix = f"[{index}/{total}] {item_id}"
-        if not self.overwrite and self.is_done is not None:
+        done = False
+        if self.is_done is not None:
             try:
                 done = self.is_done(item)
             except Exception as exc:  # a broken check must not hide the item: just rerun it
                 log.debug("%s: completion check failed (%s); running it", prefix, one_line(exc))
-                done = False
-            if done:
-                log.info("%s: skipped, outputs already complete (use --overwrite to redo)", prefix)
-                return ItemResult(item_id, SKIPPED)
+        if done and not self.overwrite:
+            log.info("%s: skipped, outputs already complete (use --overwrite to redo)", prefix)
+            return ItemResult(item_id, SKIPPED)
         timings = Timings()
         start = time.perf_counter()
         try:
-            details = fn(item, timings) or {}
+            if done and self.invalidate is not None:
+                self.invalidate(item)           # a redo that fails must not leave the old marker behind
+            details = self._timed(fn, item, timings) or {}
+        except ItemTimeout:
+            where = f" in phase {timings.timed_out_in}" if timings.timed_out_in else ""
+            result = ItemResult(item_id, FAILED, time.perf_counter() - start,
+                                f"timed out after {self.timeout:g} s{where} (--item-timeout)", timings.as_dict())
         except LanepaintError as exc:
             result = ItemResult(item_id, FAILED, time.perf_counter() - start, str(exc), timings.as_dict())
         except Exception as exc:
@@ -147,6 +206,17 @@ class ItemRunner(Generic[T]):
         else:
             log.error("%s: FAILED %s", prefix, result.error)
         return result
+
+    def _timed(self, fn: ItemFn[T], item: T, timings: Timings) -> dict[str, Any] | None:
+        """``fn(item, timings)`` under the watchdog; ``ItemTimeout`` when it ran out of time."""
+        dog = Watchdog(self.timeout)
+        try:
+            details = fn(item, timings)
+        finally:
+            fired = dog.disarm()
+        if fired:
+            raise ItemTimeout
+        return details
 
 
 def split_items(items: Sequence[T], parts: int = 1, size: int = 0) -> list[list[T]]:

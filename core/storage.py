@@ -92,7 +92,11 @@ def _gcs() -> Any:
                 kwargs["project"] = settings.gcs_project
             if emulator:
                 kwargs["endpoint_url"] = emulator if "://" in emulator else f"http://{emulator}"
-            _gcs_fs = gcsfs.GCSFileSystem(**kwargs)
+            try:
+                _gcs_fs = gcsfs.GCSFileSystem(**kwargs)
+            except Exception as exc:   # e.g. a credentials file without the keys its type needs
+                raise StorageError(f"gs:// access: cannot use the credentials ({brief(exc, 160)}); check "
+                                   "LANEPAINT_GCS_TOKEN or GOOGLE_APPLICATION_CREDENTIALS") from None
         return _gcs_fs
 
 
@@ -131,6 +135,7 @@ def check_output_root(root: str) -> None:
     except StorageError as exc:
         raise UsageError(f"bad output root {root!r}: {exc}") from None
     if kind != "local":
+        _probe_write(root)
         return
     path = os.path.abspath(local_path(root))
     if os.path.exists(path) and not os.path.isdir(path):
@@ -142,6 +147,19 @@ def check_output_root(root: str) -> None:
         raise UsageError(f"bad output root {root!r}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"bad output root {root!r}: {existing} is not writable")
+
+
+def _probe_write(root: str) -> None:
+    """Write and remove a small object under a remote root: a missing bucket, a typo or a read-only
+    credential is found before any work, not after every item is computed."""
+    import uuid
+
+    probe = join(root, f".lanepaint-write-check-{uuid.uuid4().hex[:12]}")
+    try:
+        write_bytes(probe, b"")
+        rm(probe)
+    except StorageError as exc:
+        raise UsageError(f"bad output root {root!r}: cannot write there ({exc})") from None
 
 
 def _to_uri(kind_uri: str, path: str) -> str:
@@ -246,7 +264,11 @@ def read_bytes(uri: str) -> bytes:
 
 
 def read_text(uri: str, encoding: str = "utf-8") -> str:
-    return read_bytes(uri).decode(encoding)
+    data = read_bytes(uri)
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:   # a file another program (or a person) wrote: one line, not a crash
+        raise StorageError(f"{uri}: not {encoding} text (byte {exc.start} of {len(data)})") from None
 
 
 def read_json_records(uris: list[str], workers: int = 16) -> list[dict[str, Any]]:

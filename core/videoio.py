@@ -7,6 +7,7 @@ image files. Every failure on a bad file raises ``VideoError`` with one line nam
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -63,13 +64,36 @@ def _reason(exc: BaseException) -> str:
     return brief(text, 160)
 
 
+INITIAL_FRAMES = 1024    # frames allocated before decoding (more are added as they arrive)
+MIN_SOURCE_FPS = 1.0     # below this a file is not a camera video (and resampling would invent frames)
+MAX_GAP_S = 5.0          # a longer jump between consecutive frames' timestamps is corrupt timing
+
+
 def _stream_fps(stream: av.video.stream.VideoStream, frames: int, duration: float) -> float:
+    fps = 0.0
     for rate in (stream.average_rate, stream.base_rate, stream.guessed_rate):
         if rate and float(rate) > 0:
-            return float(rate)
-    if frames > 0 and duration > 0:
-        return frames / duration
-    raise VideoError(f"{stream.container.name}: cannot determine the frame rate")
+            fps = float(rate)
+            break
+    else:
+        if frames > 0 and duration > 0:
+            fps = frames / duration
+    if not fps or not math.isfinite(fps):
+        raise VideoError(f"{stream.container.name}: cannot determine the frame rate")
+    if fps < MIN_SOURCE_FPS:
+        raise VideoError(f"{stream.container.name}: frame rate {fps:.4g} fps is below {MIN_SOURCE_FPS:g} fps "
+                         "(not a camera video)")
+    return fps
+
+
+def _targets_before(t: float, fps: float) -> int:
+    """How many output times k / fps (k = 0, 1, ...) lie before ``t``: the smallest k with k / fps >= t."""
+    k = max(0, math.ceil(t * fps))
+    while k > 0 and (k - 1) / fps >= t:
+        k -= 1
+    while k / fps < t:
+        k += 1
+    return k
 
 
 def probe(path: str | os.PathLike[str]) -> VideoInfo:
@@ -133,13 +157,14 @@ def iter_frames(
                 t = index / src_fps
             t_first = t if t_first is None else t_first
             t -= t_first
+            if index and abs(t - t_last) > MAX_GAP_S:
+                raise VideoError(f"{path}: frame {index} is {t - t_last:.4g} s after the one before it (corrupt "
+                                 f"timestamps; at most {MAX_GAP_S:g} s)")
             index += 1
             repeat = 1
             if fps is not None:
-                # emit this frame for every target time k/fps within its half-frame window
-                repeat = 0
-                while (produced + repeat) / fps < t + half:
-                    repeat += 1
+                # emit this frame for every target time k/fps within its half-frame window (counted, not looped)
+                repeat = max(0, _targets_before(t + half, fps) - produced)
                 if max_frames is not None:
                     repeat = min(repeat, max_frames - produced)
             t_last = t
@@ -153,9 +178,7 @@ def iter_frames(
             produced += repeat
         if fps is not None and last_rgb is not None:
             # the last frame is shown until t_last + 1/src_fps: cover the targets in that span
-            tail = 0
-            while (produced + tail) / fps < t_last + 1.0 / src_fps - 1e-9:
-                tail += 1
+            tail = max(0, _targets_before(t_last + 1.0 / src_fps - 1e-9, fps) - produced)
             if max_frames is not None:
                 tail = min(tail, max_frames - produced)
             if tail > 0:
@@ -193,6 +216,7 @@ def decode(
     expected = info.frame_count if fps is None else int(info.duration * fps) + 1
     if max_frames is not None:
         expected = min(expected, max_frames)
+    expected = min(expected, INITIAL_FRAMES)     # a container may announce anything: grow as frames arrive
     frames = iter_frames(path, fps=fps, max_frames=max_frames, size=size)
     first = next(frames)
     out = np.empty((max(expected, 1) + 1, *first.shape), dtype=np.uint8)

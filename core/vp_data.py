@@ -17,12 +17,15 @@ import csv
 import dataclasses
 import io
 import logging
+import math
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from core import storage, videoio
-from core.errors import LanepaintError, StorageError
+from core.errors import LanepaintError, StorageError, brief
+from core.ids import validate_id
 from core.layout import Layout
 from core.moment import Moment
 
@@ -102,21 +105,25 @@ def write_vp_clip(layout: Layout, run_id: str, video_id: str, frames: np.ndarray
 def read_vp_clip(layout: Layout, run_id: str, video_id: str) -> VPClip:
     """Read one video's meta.csv and check that its files exist (one-line error otherwise)."""
     meta_uri = layout.vp_meta_csv(run_id, video_id)
+    if not storage.exists(meta_uri):
+        raise LanepaintError(f"{video_id}: missing meta.csv ({meta_uri})")
     try:
         text = storage.read_text(meta_uri)
-    except StorageError:
-        raise LanepaintError(f"{video_id}: missing meta.csv ({meta_uri})") from None
-    rows = list(csv.DictReader(io.StringIO(text)))
+        rows = list(csv.DictReader(io.StringIO(text)))
+    except (StorageError, csv.Error) as exc:
+        raise LanepaintError(f"{video_id}: unreadable meta.csv ({exc})") from None
     missing = [c for c in VP_COLUMNS if rows and c not in rows[0]]
     if not rows or missing:
         why = "no rows" if not rows else f"missing columns {', '.join(missing)}"
         raise LanepaintError(f"{video_id}: bad meta.csv ({why})")
     row = rows[0]
+    expected = layout.vp_video_filename(video_id)
+    if row.get("path") != expected:     # the hand-off names its own file: never a path from elsewhere
+        raise LanepaintError(f"{video_id}: bad meta.csv path {str(row.get('path'))[:80]!r} (expected {expected!r})")
     try:
         clip = VPClip(
             video_id=video_id,
-            video_uri=storage.join(layout.vp_data_video(run_id, video_id), "raw_videos",
-                                   row["path"][:-9], row["path"]),
+            video_uri=layout.vp_raw_video(run_id, video_id),
             masks_uri=layout.vp_masks_npz(run_id, video_id),
             meta_uri=meta_uri,
             fps=float(row["fps"]),
@@ -135,10 +142,13 @@ def read_vp_clip(layout: Layout, run_id: str, video_id: str) -> VPClip:
         if row.get("t0_s"):
             clip = dataclasses.replace(clip, moment=Moment.from_dict(
                 {"t0_s": row["t0_s"], "start_s": row.get("start_s"), "fps": clip.fps, "frames": clip.frames}))
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:
         raise LanepaintError(f"{video_id}: bad meta.csv value ({exc})") from None
     except LanepaintError as exc:
         raise LanepaintError(f"{video_id}: meta.csv: {exc}") from None
+    if not (0 <= clip.start_frame < clip.end_frame) or not math.isfinite(clip.fps) or clip.fps <= 0:
+        raise LanepaintError(f"{video_id}: bad meta.csv frame range start_frame={clip.start_frame} "
+                             f"end_frame={clip.end_frame} fps={row.get('fps')} (need 0 <= start < end, fps > 0)")
     if not storage.exists(clip.video_uri):
         raise LanepaintError(f"{video_id}: missing video {clip.video_uri}")
     if not storage.exists(clip.masks_uri):
@@ -149,16 +159,37 @@ def read_vp_clip(layout: Layout, run_id: str, video_id: str) -> VPClip:
 def load_masks(clip: VPClip) -> np.ndarray:
     """Binary inpaint masks ``[T, H, W]`` bool for the clip's frame range (label == mask_id)."""
     try:
-        with storage.open(clip.masks_uri, "rb") as fh:
-            data = np.load(io.BytesIO(fh.read()), allow_pickle=False)
+        raw = storage.read_bytes(clip.masks_uri)
+    except StorageError as exc:
+        raise LanepaintError(f"{clip.video_id}: unreadable masks ({exc})") from None
+    if not raw.startswith(b"PK"):
+        raise LanepaintError(f"{clip.video_id}: masks {clip.masks_uri} is not an .npz file (no zip header)")
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             labels = data["arr_0"]
-    except (KeyError, ValueError, OSError, StorageError) as exc:
-        raise LanepaintError(f"{clip.video_id}: unreadable masks {clip.masks_uri} ({exc})") from None
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise LanepaintError(f"{clip.video_id}: unreadable masks {clip.masks_uri} ({brief(exc, 120)})") from None
     if labels.ndim != 3:
         raise LanepaintError(f"{clip.video_id}: masks must be [T, H, W], got shape {labels.shape}")
+    if labels.dtype.kind not in "ub" and not (labels.dtype.kind == "i" and labels.min(initial=0) >= 0):
+        raise LanepaintError(f"{clip.video_id}: masks must be integer labels (0 keep, {clip.mask_id} inpaint), "
+                             f"got {labels.dtype}")
+    if clip.end_frame > len(labels):
+        raise LanepaintError(f"{clip.video_id}: meta.csv end_frame {clip.end_frame} is past the {len(labels)} "
+                             "mask frames")
     return labels[clip.start_frame:clip.end_frame] == clip.mask_id
 
 
 def list_vp_videos(layout: Layout, run_id: str) -> list[str]:
-    """Video ids that have a folder under the run's VP data root (complete or not), sorted."""
-    return [storage.basename(u) for u in storage.ls(layout.vp_data_run(run_id), files=False)]
+    """Video ids that have a folder under the run's VP data root (complete or not), sorted. A folder whose
+    name is no valid video id (a stray folder someone made there) is skipped with a warning."""
+    out = []
+    for uri in storage.ls(layout.vp_data_run(run_id), files=False):
+        name = storage.basename(uri)
+        try:
+            validate_id(name, "video id")
+        except LanepaintError as exc:
+            log.warning("skipping %s: %s", uri, exc)
+            continue
+        out.append(name)
+    return out

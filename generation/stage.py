@@ -168,7 +168,9 @@ def _run_items(cfg: EditConfig, layout: Layout, items: list[EditItem], pending: 
             return edit_item(cfg, layout, item.instruction, inputs, models, quality, timings)
 
         runner = ItemRunner(STAGE, item_id=lambda it: it.item_id, is_done=is_done, overwrite=cfg.overwrite,
-                            on_result=manifest.record)
+                            on_result=manifest.record, timeout=cfg.item_timeout,
+                            invalidate=lambda it: storage.rm(layout.vp_sidecar(cfg.run_id, it.instruction.folder,
+                                                                               it.video_id)))
         return runner.run(items, run_one, RunSummary(STAGE))
 
 

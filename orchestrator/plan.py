@@ -31,6 +31,7 @@ from core.config import (
     cache_dir_setting,
     config_values,
     flag_of,
+    item_timeout_setting,
     output_root_setting,
     overwrite_setting,
     profile_setting,
@@ -94,6 +95,7 @@ class PipelineRequest(Settings):
                               default_text="<output-root>/vp/<run-id>")
     overwrite: bool = overwrite_setting()
     cache_dir: str | None = cache_dir_setting()
+    item_timeout: float = item_timeout_setting()
     concurrency: int = setting(0, help="shards of a stage that run at the same time (0: 1 in a local run, where "
                                "shards run one after another; 4 on a cluster)", env="LANEPAINT_CONCURRENCY")
     videos_per_shard: int = setting(0, help="videos per shard task (0: split each stage into `concurrency` equal "

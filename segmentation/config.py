@@ -31,6 +31,7 @@ MODEL_CONFIGS = {
 }
 TINY_SEED = 4
 DEFAULT_FPS = 8.0       # VideoPainter's (and CogVideoX's) frame rate
+MAX_FPS = 120.0         # resampling above a camera's rate only repeats frames
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class SegmentConfig(StageSettings):
             raise UsageError("--model-config needs --checkpoint (a local checkpoint file)")
         require((
             (self.max_frames >= 1, f"--max-frames must be >= 1, got {self.max_frames}"),
-            (self.fps > 0, f"--fps must be > 0, got {self.fps}"),
+            (0 < self.fps <= MAX_FPS, f"--fps {self.fps:g}: must be in (0, {MAX_FPS:g}]"),
             (self.edit_window >= 0, f"--edit-window must be >= 0 (0: the whole video), got {self.edit_window}"),
             (self.reprompt_every >= 0, f"--reprompt-every must be >= 0, got {self.reprompt_every}"),
             (self.window == 0 or self.window >= 2, f"--window must be 0 (no limit) or >= 2 frames, got {self.window}"),

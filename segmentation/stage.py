@@ -157,7 +157,8 @@ def run_segment(cfg: SegmentConfig) -> StageResult:
         summary.add_failure(entry, error)
         manifest.record(summary.results[-1])
     runner = ItemRunner(stage=STAGE, item_id=lambda i: i.item_id, is_done=done, overwrite=cfg.overwrite,
-                        on_result=manifest.record)
+                        on_result=manifest.record, timeout=cfg.item_timeout,
+                        invalidate=lambda i: storage.rm(layout.vp_meta_csv(run_id, i.video_id)))
     runner.run(items, segment, summary)
     manifest_uri = manifest.finalize(summary)
     usable = any(r.status != FAILED for r in summary.results)

@@ -22,7 +22,7 @@ from core.manifest import RunManifest
 from core.runner import ItemRunner, RunSummary, StageResult
 from vla.config import EvaluateConfig
 from vla.driving_data import DrivingData
-from vla.dual_inference import EvalContext, evaluate_video, is_complete
+from vla.dual_inference import EvalContext, evaluate_video, is_complete, output_uris
 from vla.models import load_model
 from vla.report import write_run_report
 
@@ -73,7 +73,8 @@ def run_evaluate(cfg: EvaluateConfig) -> StageResult:
     ctx = EvalContext(cfg, layout, model, data, cfg.cache_dir or storage.DEFAULT_CACHE_DIR, baseline)
     log.info("evaluate %s: %d edited clip(s), model %s, outputs under %s", cfg.run_id, len(videos), kind, run_uri)
     runner = ItemRunner(STAGE, item_id=lambda v: v.item_id, is_done=lambda v: is_complete(ctx, v),
-                        overwrite=cfg.overwrite, on_result=manifest.record)
+                        overwrite=cfg.overwrite, on_result=manifest.record, timeout=cfg.item_timeout,
+                        invalidate=lambda v: storage.rm(output_uris(ctx, v)["inference"]))
     summary = runner.run(videos, lambda video, timings: evaluate_video(ctx, video, timings))
 
     header = {"run_id": cfg.run_id, "stage": STAGE, "model": model.name, "model_description": model.describe(),

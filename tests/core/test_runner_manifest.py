@@ -113,3 +113,68 @@ def test_stage_result_from_summary_and_report():
     text = out.getvalue()
     assert "segment r1: 1 ok, 1 skipped (already done), 1 failed" in text
     assert "FAILED bad: bad: zero-byte file" in text and "next: lanepaint edit --data-run-id r1" in text
+
+
+def test_an_item_over_its_time_limit_fails_and_the_next_one_runs():
+    """Defect: one clip looping for ever (a timestamp jump in the resampler) stopped every later clip."""
+    import time
+
+    from core.runner import ItemTimeout
+
+    def fn(item, timings):
+        if item == "stuck":
+            with timings.phase("decode"):
+                while True:              # Python code that never ends
+                    pass
+        try:                             # the timeout is not an Exception: item code cannot swallow it
+            return {"value": item}
+        except Exception:
+            return {}
+
+    start = time.monotonic()
+    summary = ItemRunner("t", item_id=str, timeout=0.5).run(["stuck", "fine"], fn)
+    assert time.monotonic() - start < 10
+    stuck, fine = summary.results
+    assert stuck.status == FAILED and stuck.error == "timed out after 0.5 s in phase decode (--item-timeout)"
+    assert fine.status == OK and fine.details == {"value": "fine"}
+    assert issubclass(ItemTimeout, BaseException) and not issubclass(ItemTimeout, Exception)
+    # a fast item under a limit is untouched, and nothing fires later
+    quick = ItemRunner("t", item_id=str, timeout=0.2).run(["a"], lambda i, t: {"ok": 1})
+    time.sleep(0.4)
+    assert quick.results[0].status == OK
+
+
+def test_a_redo_that_fails_leaves_the_item_incomplete():
+    """Defect: a failed --overwrite left the old completion marker, so later runs skipped a 'failed' item."""
+    markers = {"a"}
+    calls = []
+
+    def invalidate(item):
+        calls.append(("invalidate", item, item in markers))
+        markers.discard(item)
+
+    def fn(item, timings):
+        calls.append(("run", item, item in markers))
+        raise LanepaintError("boom")
+
+    summary = ItemRunner("t", item_id=str, is_done=lambda i: i in markers, overwrite=True,
+                         invalidate=invalidate).run(["a"], fn)
+    assert summary.results[0].status == FAILED and calls == [("invalidate", "a", True), ("run", "a", False)]
+    assert "a" not in markers            # the next run redoes it instead of skipping it
+
+
+def test_a_skipped_item_repairs_a_missing_or_stale_record(storage_root):
+    """Defect: a crash between an item's completion marker and its record lost it from the manifest for good."""
+    from core.runner import ItemResult
+
+    root = storage.join(storage_root, "run")
+    old = RunManifest("segment", root, "r", None, "tiny")
+    old.record(ItemResult("stale", FAILED, error="boom"))        # recorded failed, later completed on disk
+    old.finalize()
+    again = RunManifest("segment", root, "r", None, "tiny")
+    for item in ("lost", "stale"):                               # outputs complete: the runner skips them
+        again.record(ItemResult(item, SKIPPED))
+    items = json.loads(storage.read_text(again.finalize()))["items"]
+    assert items["lost"]["status"] == OK and "record was missing" in items["lost"]["recovered"]
+    assert items["stale"]["status"] == OK and "record was 'failed'" in items["stale"]["recovered"]
+    assert json.loads(storage.read_text(again.finalize()))["counts"] == {"ok": 2}

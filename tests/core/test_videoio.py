@@ -1,4 +1,5 @@
 import os
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -164,3 +165,41 @@ def test_decode_times_seeks_into_a_long_clip_and_matches_a_full_decode(tmp_path)
 def test_decode_times_outside_the_video_is_a_one_line_error(clip10, times, reason):
     with pytest.raises(VideoError, match=reason):
         videoio.decode_times(clip10, times)
+
+
+def _jumping_clip(path: str, jump_s: float) -> str:
+    """10 frames at 10 fps, then 5 frames ``jump_s`` seconds later (corrupt timing)."""
+    with av.open(path, "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 10)
+        for k in range(15):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * k, np.uint8), format="rgb24")
+            frame.pts = k + (int(jump_s * 10) if k >= 10 else 0)
+            frame.time_base = Fraction(1, 10)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_a_timestamp_jump_fails_at_once_instead_of_looping(tmp_path):
+    """Defect: a large timestamp jump made the resampling loop run for minutes to forever before max_frames."""
+    import time
+
+    path = _jumping_clip(str(tmp_path / "jump.mkv"), 1e9)
+    start = time.monotonic()
+    with pytest.raises(VideoError, match=r"jump\.mkv: frame 10 is 1e\+09 s after the one before it"):
+        videoio.decode(path, fps=8, max_frames=150)
+    assert time.monotonic() - start < 5
+    small = videoio.decode(_jumping_clip(str(tmp_path / "small.mkv"), 2.0), fps=8)   # a short gap is held
+    assert 24 <= len(small) <= 34
+
+
+def test_a_video_below_one_frame_per_second_is_not_resampled_into_many(tmp_path):
+    """Defect: a 3-frame clip at 1/1000 fps became a 150-frame clip marked ready for VideoPainter."""
+    path = str(tmp_path / "slow.mp4")
+    videoio.encode(_ramp_frames(3), path, fps=0.001, crf=0, preset="ultrafast")
+    with pytest.raises(VideoError, match=r"slow\.mp4: frame rate 0\.001 fps is below 1 fps"):
+        videoio.decode(path, fps=8, max_frames=150)

@@ -29,7 +29,7 @@ GOOD = "synth_good"
 BAD = {
     "synth_nometa": "missing meta.csv",
     "synth_nomasks": "missing masks",
-    "synth_mismatch": "mask/video frame-count mismatch (45 masks, 49 video frames)",
+    "synth_mismatch": "meta.csv end_frame 49 is past the 45 mask frames",
     "synth_empty": "all-zero mask (nothing to edit)",
     "synth_short": "clip shorter than 49 frames (40 frames at 8 fps)",
 }

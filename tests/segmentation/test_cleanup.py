@@ -200,7 +200,10 @@ def test_windows_share_one_frame_and_cover_the_clip(n, window, direction, expect
     ({"run_id": "a b"}, "invalid run id"),
     ({"output_root": " "}, "--output-root must not be empty"),
     ({"max_frames": 0}, "--max-frames must be >= 1"),
-    ({"fps": 0}, "--fps must be > 0"),
+    ({"fps": 0}, r"--fps 0: must be in \(0, 120\]"),
+    ({"fps": 1e9}, r"--fps 1e\+09: must be in \(0, 120\]"),       # defect: 150 copies of frame 0, "ready"
+    ({"fps": float("inf")}, r"--fps inf: must be in"),              # defect: OverflowError in every item
+    ({"fps": float("nan")}, r"--fps nan: must be in"),
     ({"window": 1}, "window"),
     ({"reprompt_every": -1}, "--reprompt-every must be >= 0"),
     ({"prompt": "clicks"}, "--prompt 'clicks': use one of points6"),
