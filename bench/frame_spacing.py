@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                           os.path.join(work, "in"))
     video = av.clips[0].input_video
     info = videoio.probe(video)
-    moment = plan_moment("clip", info.last_frame_s, 10.0)
+    moment = plan_moment(info.last_frame_s, 10.0)
     targets = moment.t0_s - OFFSETS
     truth = videoio.decode_times(video, targets)            # the camera frame at each time (30 fps holds them)
 

@@ -61,7 +61,7 @@ def main() -> int:
     clip = av.clips[0]
     reader = data.avdi.get_clip_feature(clip.clip_id, FRONT_CAMERA)
     video_id = f"{clip.clip_id}.{FRONT_CAMERA}"
-    moment = plan_moment(video_id, videoio.probe(clip.input_video).last_frame_s, 10.0)   # as stage 1 plans it
+    moment = plan_moment(videoio.probe(clip.input_video).last_frame_s, 10.0)   # as stage 1 plans it
     t0 = int(reader.timestamps[0]) + int(round(moment.t0_s * 1e6))
     idx = at_or_before(reader.timestamps, t0 - 100_000 * np.arange(3, -1, -1), clip.clip_id, FRONT_CAMERA)
     chunk = data.avdi.features.get_chunk_feature_filename(clip.chunk, FRONT_CAMERA)

@@ -54,6 +54,8 @@ class Setting:
     positional: bool = False
     secret: bool = False                   # never shown or recorded
     check: Callable[[Any, str], None] | None = None   # (value, flag): raise UsageError when it cannot work
+    blank_is_default: bool = True          # an empty value (or none/null) given for an optional field means
+                                           # "the default"; False: it is an error (an explicit id or text)
 
 
 def setting(default: Any = MISSING, *, help: str, default_factory: Any = MISSING, **declared: Any) -> Any:
@@ -100,6 +102,13 @@ def overwrite_setting(**declared: Any) -> Any:
 
 
 DEFAULT_ITEM_TIMEOUT_S = 7200.0
+MAX_SEED = 2**32 - 1        # what numpy's and torch's generators take everywhere
+
+
+def check_seed(value: Any, flag: str) -> None:
+    """A seed every generator accepts: 0 .. 2**32 - 1 (a larger one overflows inside numpy or torch)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise UsageError(f"{flag} {value!r}: a seed must be an integer in 0 .. {MAX_SEED}")
 
 
 def _non_negative_finite(value: Any, flag: str) -> None:
@@ -115,7 +124,7 @@ def item_timeout_setting(**declared: Any) -> Any:
 
 def run_id_setting(help: str = "run id of this run", **declared: Any) -> Any:
     return setting(None, help=help, env=None, default_text="run_YYYYMMDD_HHMMSS", pipeline=False, check=_run_id,
-                   **declared)
+                   blank_is_default=False, **declared)
 
 
 class Settings:
@@ -219,14 +228,18 @@ def env_of(cls: type, field: dataclasses.Field) -> str | None:
     return f"LANEPAINT_{section}_{field.name}".upper().replace("-", "_")
 
 
-def coerce(value: Any, tp: Any, name: str) -> Any:
-    """Convert ``value`` (often a string from the environment) to the annotated field type."""
+def coerce(value: Any, tp: Any, name: str, blank_is_default: bool = True) -> Any:
+    """Convert ``value`` (often a string from the environment) to the annotated field type. An empty
+    text (or none/null) for an optional field is None unless ``blank_is_default`` is off: then an empty
+    text is a usage error and none/null are taken as they are."""
     inner, optional = strip_optional(tp)
     if value is None:
         if optional:
             return None
         raise UsageError(f"{name}: a value is required")
-    if optional and isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
+    if isinstance(value, str) and not value.strip() and not blank_is_default:
+        raise UsageError(f"{name} must not be empty (leave it out for the default)")
+    if optional and blank_is_default and isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
         return None
     origin = get_origin(inner)
     try:
@@ -286,7 +299,7 @@ def env_values(cls: type, environ: Mapping[str, str] | None = None) -> tuple[dic
             continue
         for name in (primary, *setting_of(f).aliases):
             if name in env:
-                values[f.name] = coerce(env[name], hints[f.name], name)
+                values[f.name] = coerce(env[name], hints[f.name], name, setting_of(f).blank_is_default)
                 sources[f.name] = f"env {name}"
                 break
     return values, sources
@@ -305,7 +318,7 @@ def resolve(cls: type, cli: Mapping[str, Any] | None = None, file: Mapping[str, 
     for key, value in (file or {}).items():
         if key not in fields:
             raise TypeError(f"{cls.__name__} has no field {key!r}")
-        values[key] = coerce(value, hints[key], flag_of(cls, fields[key]))
+        values[key] = coerce(value, hints[key], flag_of(cls, fields[key]), setting_of(fields[key]).blank_is_default)
         sources[key] = "config file"
     env_vals, env_sources = env_values(cls, environ)
     values.update(env_vals)
@@ -314,7 +327,8 @@ def resolve(cls: type, cli: Mapping[str, Any] | None = None, file: Mapping[str, 
         if key not in fields:
             raise TypeError(f"{cls.__name__} has no field {key!r}")
         if value is not None:
-            values[key] = coerce(value, hints[key], flag_of(cls, fields[key]))
+            values[key] = coerce(value, hints[key], flag_of(cls, fields[key]),
+                                 setting_of(fields[key]).blank_is_default)
             sources[key] = "flag"
     return values, sources
 

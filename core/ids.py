@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -80,3 +81,9 @@ def video_ids_of(uris: Sequence[str], check: Callable[[str], None] | None = None
         seen[video_id] = uri
         out.append((uri, video_id, None))
     return out
+
+
+def item_file_name(item_id: str) -> str:
+    """A file name for an item id (readable, path-safe, unique by a hash suffix)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", item_id).strip("._-")[:80] or "item"
+    return f"{safe}-{hashlib.sha1(item_id.encode()).hexdigest()[:8]}.json"

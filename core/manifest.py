@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import hashlib
 import importlib.metadata
 import json
 import logging
@@ -25,7 +24,8 @@ from typing import Any
 from core import storage
 from core.config import config_to_dict
 from core.errors import StorageError
-from core.runner import OK, SKIPPED, ItemResult, RunSummary
+from core.ids import item_file_name
+from core.runner import CLAIMED, OK, SKIPPED, ItemResult, RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,6 @@ def _redacted_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def _item_file(item_id: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", item_id).strip("._-")[:80] or "item"
-    return f"{safe}-{hashlib.sha1(item_id.encode()).hexdigest()[:8]}.json"
-
-
 class RunManifest:
     """Collects what one stage invocation did and writes it next to its outputs."""
 
@@ -112,7 +107,9 @@ class RunManifest:
         or says otherwise (an older failure), the record is rewritten from the disk, so the manifest and the
         reports never disagree with the outputs."""
         self.results.append(result)
-        uri = storage.join(self.run_root, ITEMS_DIR, _item_file(result.item_id))
+        if result.status == CLAIMED:       # another invocation runs it and writes its record
+            return
+        uri = storage.join(self.run_root, ITEMS_DIR, item_file_name(result.item_id))
         if result.status == SKIPPED:
             stored = self._stored_item(uri)
             if stored is not None and stored.get("status") == OK:
@@ -144,7 +141,7 @@ class RunManifest:
     def build(self, summary: RunSummary | None = None) -> dict[str, Any]:
         items = self._stored_items()
         for result in self.results:  # this invocation's view wins over older records
-            if result.status != SKIPPED:
+            if result.status not in (SKIPPED, CLAIMED):
                 items[result.item_id] = result.as_dict() | {"profile": self.profile}
         counts: dict[str, int] = {}
         for record in items.values():
@@ -168,7 +165,8 @@ class RunManifest:
                 "finished_at": _now(),
                 "ok": sum(1 for r in this_run if r.status == OK),
                 "skipped": sum(1 for r in this_run if r.status == SKIPPED),
-                "failed": sum(1 for r in this_run if r.status not in (OK, SKIPPED)),
+                "failed": sum(1 for r in this_run if r.status not in (OK, SKIPPED, CLAIMED)),
+                "claimed_by_another_run": sum(1 for r in this_run if r.status == CLAIMED),
             },
             "counts": counts,
             "items": dict(sorted(items.items())),

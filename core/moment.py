@@ -60,22 +60,22 @@ class Moment:
         return moment
 
 
-def plan_moment(name: str, last_frame_s: float, fps: float, frames: int = EDIT_WINDOW_FRAMES,
+def plan_moment(last_frame_s: float, fps: float, frames: int = EDIT_WINDOW_FRAMES,
                 max_frames: int | None = None) -> Moment:
     """The moment and window for a source video whose last frame is at ``last_frame_s``; a video that
-    cannot hold them is a one-line error giving the seconds it has and needs."""
+    cannot hold them is a one-line error giving the seconds it has and needs (the caller names the video)."""
     latest = math.floor((last_frame_s - FUTURE_S) * fps + _EPS) / fps     # on the window's frame grid
     if frames:
         span = (frames - 1) / fps
         earliest = max(span, HISTORY_S)
         if latest < earliest - _EPS:
             raise LanepaintError(
-                f"{name}: {last_frame_s:.2f} s of video; the evaluated moment needs {earliest + FUTURE_S:.2f} s "
+                f"{last_frame_s:.2f} s of video; the evaluated moment needs {earliest + FUTURE_S:.2f} s "
                 f"({earliest:.2f} s before t0 for the {frames}-frame edit window at {fps:g} fps and the "
                 f"{HISTORY_S:g} s history, {FUTURE_S:g} s after it)")
         return Moment(latest, latest - span, fps, frames)
     if latest < HISTORY_S - _EPS:
-        raise LanepaintError(f"{name}: {last_frame_s:.2f} s of video; the evaluated moment needs "
+        raise LanepaintError(f"{last_frame_s:.2f} s of video; the evaluated moment needs "
                              f"{HISTORY_S + FUTURE_S:.2f} s ({HISTORY_S:g} s of history before t0, "
                              f"{FUTURE_S:g} s after it)")
     count = int(math.floor(last_frame_s * fps + _EPS)) + 1
@@ -83,7 +83,7 @@ def plan_moment(name: str, last_frame_s: float, fps: float, frames: int = EDIT_W
         count = min(count, max_frames)
     t0 = min(latest, (count - 1) / fps)
     if t0 < HISTORY_S - _EPS:
-        raise LanepaintError(f"{name}: the {count}-frame edit at {fps:g} fps ends at {t0:.2f} s; the evaluated "
+        raise LanepaintError(f"the {count}-frame edit at {fps:g} fps ends at {t0:.2f} s; the evaluated "
                              f"moment needs {HISTORY_S:g} s of history before it (raise --max-frames)")
     return Moment(t0, 0.0, fps, count)
 
@@ -94,6 +94,11 @@ def model_frame_error_s(fps: float, frames: int = 4) -> float:
     times = -TRAJ_STEP_S * np.arange(frames)
     grid = np.floor(times * fps + _EPS) / fps
     return float(np.max(times - grid))
+
+
+def shortest_video_s(frames: int = EDIT_WINDOW_FRAMES, fps: float = MOMENT_FPS) -> float:
+    """The shortest source video (last frame time) that holds a ``frames`` window at ``fps`` ending at t0."""
+    return max((frames - 1) / fps, HISTORY_S) + FUTURE_S
 
 
 def frames_at(frame_times: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Run one function over many items with per-item isolation, timings, progress and a summary.
 
 A failing item is recorded with a one-line reason and the run goes on; ``RunSummary.exit_code``
-is 1 when any item failed. ``KeyboardInterrupt`` still stops the run.
+is 1 when any item failed. Ctrl-C (``KeyboardInterrupt``) and SIGTERM (``Terminated``, under
+``sigterm_raises``) stop the run at the item running, which is recorded as interrupted; the stage then
+writes its manifest as usual and the exit code is 130 or 143.
 
 An item that runs longer than ``timeout`` seconds fails with "timed out" and the run goes on: a watchdog
 thread raises ``ItemTimeout`` in the item's thread (``PyThreadState_SetAsyncExc``), which takes effect the
@@ -29,7 +31,35 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+OK, FAILED, SKIPPED, CLAIMED = "ok", "failed", "skipped", "claimed"   # claimed: another run is doing it
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread by ``sigterm_raises`` (a BaseException, like KeyboardInterrupt)."""
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While inside, SIGTERM raises ``Terminated`` in the main thread, so a run ends as it does on Ctrl-C:
+    the item running is recorded as interrupted and the manifest is written (not a silent exit 143)."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+INTERRUPTS = {KeyboardInterrupt: "SIGINT", Terminated: "SIGTERM"}
+INTERRUPT_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class ItemTimeout(BaseException):
@@ -115,6 +145,7 @@ class ItemResult:
 class RunSummary:
     stage: str
     results: list[ItemResult] = field(default_factory=list)
+    interrupted: str = ""          # "SIGINT" or "SIGTERM" when the run was stopped before its last item
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -134,8 +165,9 @@ class RunSummary:
 
     def lines(self) -> list[str]:
         """A short human summary: counts, then one line per failure."""
+        claimed = f", {self.count(CLAIMED)} claimed by another run" if self.count(CLAIMED) else ""
         out = [f"{self.stage}: {len(self.results)} item(s): {self.count(OK)} ok, "
-               f"{self.count(SKIPPED)} skipped (already done), {self.count(FAILED)} failed"]
+               f"{self.count(SKIPPED)} skipped (already done), {self.count(FAILED)} failed{claimed}"]
         out += [f"  FAILED {r.item_id}: {r.error}" for r in self.failures]
         return out
 
@@ -160,15 +192,25 @@ class ItemRunner(Generic[T]):
     on_result: Callable[[ItemResult], None] | None = None
     invalidate: Callable[[T], None] | None = None
     timeout: float = 0.0
+    claims: Any = None          # a core.claims.ClaimStore: an item another invocation is running is left to it
 
     def run(self, items: Sequence[T], fn: ItemFn[T], summary: RunSummary | None = None) -> RunSummary:
         summary = summary or RunSummary(self.stage)
         total = len(items)
         for index, item in enumerate(progress(items, desc=self.stage, total=total, unit="video"), 1):
-            result = self._one(item, fn, index, total)
+            try:
+                result = self._one(item, fn, index, total)
+            except (KeyboardInterrupt, Terminated) as exc:   # stop here; the stage still writes its manifest
+                summary.interrupted = INTERRUPTS[type(exc)]
+                result = ItemResult(self.item_id(item), FAILED, error=f"interrupted by {summary.interrupted} "
+                                    "before it finished (rerun to resume)")
+                log.error("%s: run interrupted by %s at item %d of %d; writing what finished",
+                          self.stage, summary.interrupted, index, total)
             summary.results.append(result)
             if self.on_result is not None:
                 self.on_result(result)
+            if summary.interrupted:
+                break
         return summary
 
     def _one(self, item: T, fn: ItemFn[T], index: int, total: int) -> ItemResult:
@@ -183,6 +225,32 @@ class ItemRunner(Generic[T]):
         if done and not self.overwrite:
             log.info("%s: skipped, outputs already complete (use --overwrite to redo)", prefix)
             return ItemResult(item_id, SKIPPED)
+        claim = None
+        if self.claims is not None:
+            try:
+                claim = self.claims.acquire(item_id)
+            except LanepaintError as exc:
+                log.error("%s: FAILED could not claim it: %s", prefix, exc)
+                return ItemResult(item_id, FAILED, error=f"could not claim it: {exc}")
+            if isinstance(claim, str):
+                log.warning("%s: %s; left to it", prefix, claim)
+                return ItemResult(item_id, CLAIMED, error=claim)
+        try:
+            if not done and not self.overwrite and self._done(item):   # finished while we were claiming
+                log.info("%s: skipped, finished by another run", prefix)
+                return ItemResult(item_id, SKIPPED)
+            return self._run(item, item_id, prefix, fn, done)
+        finally:
+            if claim is not None:
+                claim.release()
+
+    def _done(self, item: T) -> bool:
+        try:
+            return bool(self.is_done and self.is_done(item))
+        except Exception:
+            return False
+
+    def _run(self, item: T, item_id: str, prefix: str, fn: ItemFn[T], done: bool) -> ItemResult:
         timings = Timings()
         start = time.perf_counter()
         try:
@@ -246,6 +314,8 @@ class StageResult:
     failed: tuple[tuple[str, str], ...] = ()   # (item id, one-line reason)
     next_command: str = ""
     extra: tuple[tuple[str, str], ...] = ()    # stage-specific URIs, e.g. ("vp_data_uri", ...)
+    interrupted: str = ""                      # "SIGINT"/"SIGTERM": stopped before its last item
+    claimed: tuple[tuple[str, str], ...] = ()  # (item id, who holds it): left to another invocation
 
     @classmethod
     def from_summary(cls, summary: RunSummary, run_id: str, output_root: str, run_uri: str,
@@ -256,11 +326,14 @@ class StageResult:
             ok=tuple(r.item_id for r in summary.results if r.status == OK),
             skipped=tuple(r.item_id for r in summary.results if r.status == SKIPPED),
             failed=tuple((r.item_id, r.error or "") for r in summary.results if r.status == FAILED),
-            next_command=next_command, extra=tuple(sorted(extra.items())),
+            next_command=next_command, extra=tuple(sorted(extra.items())), interrupted=summary.interrupted,
+            claimed=tuple((r.item_id, r.error or "") for r in summary.results if r.status == CLAIMED),
         )
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted:
+            return INTERRUPT_EXIT_CODES[self.interrupted]
         return 1 if self.failed else 0
 
     def get(self, key: str, default: str = "") -> str:
@@ -270,4 +343,7 @@ class StageResult:
         out = [f"{self.stage} {self.run_id}: {len(self.ok)} ok, {len(self.skipped)} skipped (already done), "
                f"{len(self.failed)} failed -> {self.run_uri}"]
         out += [f"  FAILED {item}: {reason}" for item, reason in self.failed]
+        out += [f"  CLAIMED {item}: {holder}" for item, holder in self.claimed]
+        if self.interrupted:
+            out.append(f"  interrupted by {self.interrupted}: the manifest records what finished; rerun to resume")
         return out

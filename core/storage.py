@@ -370,6 +370,34 @@ def write_text(uri: str, text: str, encoding: str = "utf-8") -> None:
     write_bytes(uri, text.encode(encoding))
 
 
+def create_exclusive(uri: str, data: bytes) -> bool:
+    """Write ``uri`` only if it does not exist, atomically (True), else leave it (False). Locally a complete
+    temp file is hard-linked into place; on gs:// the upload carries ``ifGenerationMatch=0``, so of two
+    writers exactly one wins, whichever machines they run on."""
+    if is_local(uri):
+        dest = os.path.abspath(local_path(uri))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        tmp = _local_tmp_name(dest)
+        try:
+            Path(tmp).write_bytes(data)
+            with _errors(uri, "create"):
+                try:
+                    os.link(tmp, dest)
+                except FileExistsError:
+                    return False
+            return True
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    fs, path = filesystem(uri)
+    with _errors(uri, "create"):
+        try:
+            fs.pipe_file(path, data, mode="create")
+        except FileExistsError:
+            return False
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(uri: str, suffix: str | None = None) -> Iterator[str]:
     """Yield a local temp file path; on success it is moved or uploaded to ``uri``.

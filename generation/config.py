@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from core.config import StageSettings, require, setting, setting_group
+from core.config import StageSettings, check_seed, require, setting, setting_group
 from core.device import DEVICE_HELP, check_device
 from core.errors import UsageError
 from core.ids import new_run_id, validate_id
@@ -78,10 +78,12 @@ class EditConfig(StageSettings):
     instructions: str | None = setting(
         None, help="instructions separated by '||' or new lines; 'lane <count> <color> <pattern>' "
         "(single|double, white|yellow, solid|dashed) expands to a full instruction",
-        default_text="five built-in lane edits", aliases=("VP_INSTRUCTIONS", "VIDEO_EDITING_INSTRUCTIONS"))
+        default_text="five built-in lane edits", aliases=("VP_INSTRUCTIONS", "VIDEO_EDITING_INSTRUCTIONS"),
+        blank_is_default=False)
     video_ids: tuple[str, ...] = setting((), help="comma-separated video ids to edit", default_text="all",
                                          aliases=("VP_VIDEO_IDS",))
-    seed: int = setting(42, help="seed of both FluxFill and the video pass", aliases=("VP_SEED",))
+    seed: int = setting(42, help="seed of both FluxFill and the video pass", aliases=("VP_SEED",),
+                         check=check_seed)
     # video pass (CogVideoX-5b-I2V + VideoPainter)
     num_inference_steps: int | None = _video(None, help="video diffusion steps", default_text="full 70, tiny 2",
                                              aliases=("VP_NUM_INFERENCE_STEPS",))

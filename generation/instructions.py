@@ -102,8 +102,9 @@ def split_instructions(text: str) -> list[str]:
 
 
 def parse_instructions(text: str | None) -> tuple[Instruction, ...]:
-    """The instructions of a run (defaults when ``text`` is None or empty); duplicates dropped."""
-    if text is None or text == "":
+    """The instructions of a run (the defaults when ``text`` is None: not given); duplicates dropped. Text
+    given without any instruction in it (blank, only separators) is a usage error, never the defaults."""
+    if text is None:
         return default_instructions()
     out: list[Instruction] = []
     seen: dict[str, str] = {}
@@ -115,4 +116,6 @@ def parse_instructions(text: str | None) -> tuple[Instruction, ...]:
             continue
         seen[inst.folder] = part
         out.append(inst)
+    if not out:
+        raise UsageError(f"--instructions {text!r}: no instruction in it (leave it out for the five built-in edits)")
     return tuple(out)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import storage
+from core.claims import ClaimStore
 from core.device import tiny_cpu_threads, torch_threads
 from core.errors import LanepaintError, UsageError
 from core.layout import Layout
@@ -170,7 +171,8 @@ def _run_items(cfg: EditConfig, layout: Layout, items: list[EditItem], pending: 
         runner = ItemRunner(STAGE, item_id=lambda it: it.item_id, is_done=is_done, overwrite=cfg.overwrite,
                             on_result=manifest.record, timeout=cfg.item_timeout,
                             invalidate=lambda it: storage.rm(layout.vp_sidecar(cfg.run_id, it.instruction.folder,
-                                                                               it.video_id)))
+                                                                               it.video_id)),
+                            claims=ClaimStore(layout.vp_run(cfg.run_id)))
         return runner.run(items, run_one, RunSummary(STAGE))
 
 

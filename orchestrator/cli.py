@@ -147,9 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not name or not hasattr(args, "_module"):
         parser.print_help()
         return 2
+    from core.runner import Terminated, sigterm_raises
+
     try:
         _prepare(args)
-        return int(args._module.run(args) or 0)
+        with sigterm_raises():
+            return int(args._module.run(args) or 0)
     except UsageError as exc:
         print(f"lanepaint {name}: error: {exc}", file=sys.stderr)
         return 2
@@ -159,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lanepaint {name}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"lanepaint {name}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except BrokenPipeError:   # `lanepaint env | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

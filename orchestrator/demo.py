@@ -20,13 +20,16 @@ from typing import ClassVar
 
 from core.config import Settings, output_root_setting, run_id_setting, setting
 from core.config_cli import add_settings_arguments, config_from_args
-from core.driving_dataset import CLIP_SECONDS
+from core.driving_dataset import CAMERA_FPS, CLIP_SECONDS
 from core.errors import LanepaintError, UsageError
 from core.ids import new_run_id
+from core.moment import shortest_video_s
 
 log = logging.getLogger(__name__)
 
 DEMO_LANES = ("single white dashed",)
+MAX_DEMO_SECONDS = 60.0
+MAX_DEMO_SIZE = (1920, 1080)
 DEMO_INSTRUCTIONS = "lane double yellow solid||lane single white dashed"
 
 
@@ -56,8 +59,10 @@ class DemoConfig(Settings):
 
     def validate(self) -> None:
         _parse_size(self.size)
-        if not (math.isfinite(self.seconds) and self.seconds > 0):
-            raise UsageError(f"--seconds {self.seconds}: must be > 0")
+        shortest = shortest_video_s() + 1.0 / CAMERA_FPS         # the last frame is one frame before the end
+        if not (math.isfinite(self.seconds) and shortest <= self.seconds <= MAX_DEMO_SECONDS):
+            raise UsageError(f"--seconds {self.seconds:g}: the demo needs {math.ceil(shortest * 10) / 10:g} to "
+                             f"{MAX_DEMO_SECONDS:g} s (the 4.8 s edit window, 1.6 s of history and 6.4 s of future)")
 
 
 EXAMPLES = """\
@@ -76,8 +81,8 @@ def _parse_size(text: str) -> tuple[int, int]:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise UsageError(f"--size {text!r}: expected WxH, e.g. 320x180") from None
-    if width < 32 or height < 32:
-        raise UsageError(f"--size {text!r}: at least 32x32")
+    if not (32 <= width <= MAX_DEMO_SIZE[0] and 32 <= height <= MAX_DEMO_SIZE[1]):
+        raise UsageError(f"--size {text!r}: from 32x32 to {MAX_DEMO_SIZE[0]}x{MAX_DEMO_SIZE[1]}")
     return width, height
 
 

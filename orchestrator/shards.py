@@ -20,7 +20,7 @@ from core.config import build_config
 from core.errors import StorageError
 from core.layout import Layout
 from core.manifest import MANIFEST_NAME, RunManifest
-from core.runner import FAILED, OK, SKIPPED, ItemResult, RunSummary, split_items
+from core.runner import FAILED, OK, SKIPPED, ItemResult, RunSummary, Terminated, split_items
 from core.stage_spec import StageSpec, load
 from orchestrator.plan import BY_NAME, StagePlan
 from orchestrator.results import StageReport
@@ -46,6 +46,8 @@ def run_shard(stage: str, config_json: str) -> StageReport:
     cfg = stage_config(spec, json.loads(config_json))
     start = time.perf_counter()
     result = load(spec.run)(cfg)
+    if result.interrupted:        # the stage wrote its manifest; the DAG stops here instead of going on
+        raise KeyboardInterrupt if result.interrupted == "SIGINT" else Terminated
     return StageReport.from_result(result, time.perf_counter() - start, spec.number)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from core.config import StageSettings, require, setting
+from core.config import StageSettings, check_seed, require, setting
 from core.device import check_device
 from core.errors import UsageError
 from core.moment import EDIT_WINDOW_FRAMES, MOMENT_FPS
@@ -60,7 +60,8 @@ class SegmentConfig(StageSettings):
     model_config: str | None = setting(
         None, help="packaged sam2 config for --checkpoint, e.g. configs/sam2.1/sam2.1_hiera_l.yaml",
         default_text="the one of --model", aliases=("SAM2_CONFIG",), group="model")
-    tiny_seed: int = setting(TINY_SEED, help="seed of the tiny profile's random weights", group="model")
+    tiny_seed: int = setting(TINY_SEED, help="seed of the tiny profile's random weights", group="model",
+                             check=check_seed)
     max_frames: int = setting(150, help="frames per video after resampling", aliases=("SAM2_MAX_FRAMES",),
                               group="frames")
     fps: float | None = setting(

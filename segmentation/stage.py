@@ -16,6 +16,7 @@ from typing import Any
 
 from core import storage, videoio
 from core.chunks import expand_inputs
+from core.claims import ClaimStore
 from core.device import memory_snapshot, resolve_device
 from core.errors import LanepaintError, UsageError
 from core.ids import new_run_id, video_ids_of
@@ -78,7 +79,7 @@ class _Segment:
             return None
         info = videoio.probe(local)
         window = min(cfg.edit_window, cfg.max_frames) if cfg.edit_window else 0
-        return plan_moment(video_id, info.last_frame_s, cfg.fps, window, cfg.max_frames)
+        return plan_moment(info.last_frame_s, cfg.fps, window, cfg.max_frames)
 
     def __call__(self, item: VideoItem, timings: Timings) -> dict[str, Any]:
         if item.error:
@@ -128,6 +129,8 @@ def run_segment(cfg: SegmentConfig) -> StageResult:
     storage.check_output_root(root)
     if not cfg.inputs:
         raise UsageError("no inputs: give at least one --input (path, gs:// or chunks:// URI)")
+    if cfg.checkpoint and not storage.exists(cfg.checkpoint):
+        raise UsageError(f"--checkpoint {cfg.checkpoint}: not found")
     layout = Layout(root)
     run_uri = layout.sam2_run(run_id)
     policy = resolve_device(cfg.device, cfg.profile)
@@ -158,7 +161,8 @@ def run_segment(cfg: SegmentConfig) -> StageResult:
         manifest.record(summary.results[-1])
     runner = ItemRunner(stage=STAGE, item_id=lambda i: i.item_id, is_done=done, overwrite=cfg.overwrite,
                         on_result=manifest.record, timeout=cfg.item_timeout,
-                        invalidate=lambda i: storage.rm(layout.vp_meta_csv(run_id, i.video_id)))
+                        invalidate=lambda i: storage.rm(layout.vp_meta_csv(run_id, i.video_id)),
+                        claims=ClaimStore(run_uri))
     runner.run(items, segment, summary)
     manifest_uri = manifest.finalize(summary)
     usable = any(r.status != FAILED for r in summary.results)

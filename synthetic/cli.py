@@ -9,13 +9,15 @@ import os
 from dataclasses import dataclass
 from typing import ClassVar
 
-from core.config import Settings, setting
+from core.config import Settings, check_seed, setting
 from core.config_cli import add_settings_arguments, config_from_args
 from core.driving_dataset import CAMERA_FPS, CLIP_SECONDS, DEFAULT_CAMERAS
 from core.errors import UsageError
 from core.lanes import LaneSpec
 from synthetic.av_dataset import SIZE as AV_SIZE
 
+MAX_SIZE = (3840, 2160)
+MAX_FRAMES = 36_000          # 20 minutes at 30 fps
 CLIP_DEFAULTS = {"seconds": 3.0, "fps": 10.0, "width": 1280, "height": 720}
 # shaped like a PhysicalAI-AV clip (synthetic.av_dataset), at a small 16:9 size
 AV_DEFAULTS = {"seconds": CLIP_SECONDS, "fps": CAMERA_FPS, "width": AV_SIZE[0], "height": AV_SIZE[1]}
@@ -33,7 +35,7 @@ class SynthConfig(Settings):
                                 default_text="10; 30 with --av-dataset (the dataset's camera rate)")
     width: int | None = setting(None, help="frame width in pixels", default_text="1280; 320 with --av-dataset")
     height: int | None = setting(None, help="frame height in pixels", default_text="720; 180 with --av-dataset")
-    seed: int = setting(0, help="scene seed (deterministic output)")
+    seed: int = setting(0, help="scene seed (deterministic output)", check=check_seed)
     clips: int = setting(1, help="number of clips (seeds seed, seed+1, ...)")
     name: str | None = setting(None, help="file name stem (one clip only)",
                                default_text="synth_<count>_<colour>_<pattern>_s<seed>", env=None)
@@ -64,6 +66,11 @@ class SynthConfig(Settings):
         for flag, value in (("--seconds", self.seconds), ("--fps", self.fps), ("--speed", self.speed)):
             if not math.isfinite(value) or value <= 0:
                 raise UsageError(f"{flag} {value}: must be a positive number")
+        if not (32 <= self.width <= MAX_SIZE[0] and 32 <= self.height <= MAX_SIZE[1]):
+            raise UsageError(f"--width/--height {self.width}x{self.height}: from 32x32 to {MAX_SIZE[0]}x{MAX_SIZE[1]}")
+        if self.seconds * self.fps > MAX_FRAMES or self.fps > 120:
+            raise UsageError(f"--seconds {self.seconds:g} at --fps {self.fps:g}: at most {MAX_FRAMES} frames at up to "
+                             "120 fps")
         LaneSpec.parse(self.lanes)
 
 

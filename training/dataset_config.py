@@ -9,7 +9,15 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from core.config import Profile, Settings, cache_dir_setting, overwrite_setting, profile_setting, setting
+from core.config import (
+    Profile,
+    Settings,
+    cache_dir_setting,
+    check_seed,
+    overwrite_setting,
+    profile_setting,
+    setting,
+)
 from core.errors import UsageError
 from segmentation.config import TINY_SEED
 from training.lane_dataset import COLORS, COUNTS, PATTERNS
@@ -52,7 +60,8 @@ class DatasetGenerateConfig(Settings):
     sam2_config: str | None = setting(None, help="packaged sam2 config for --sam2-checkpoint", group="SAM2")
     prompt: Literal["points6", "points9", "box"] = setting("points6", help="SAM2 prompt strategy, as in stage 1",
                                                            group="SAM2")
-    tiny_seed: int = setting(TINY_SEED, help="seed of the tiny profile's SAM2 weights", group="SAM2")
+    tiny_seed: int = setting(TINY_SEED, help="seed of the tiny profile's SAM2 weights", group="SAM2",
+                             check=check_seed)
     min_coverage: float = setting(MIN_COVERAGE, help="drop frames whose road mask covers less than this fraction",
                                   group="SAM2")
     vlm_model: str = setting("7B", help="Qwen2.5-VL captioner: 7B, 72B, a hub id or a local folder",

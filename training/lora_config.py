@@ -11,7 +11,16 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from core.config import Profile, Settings, cache_dir_setting, profile_setting, require, setting, setting_group
+from core.config import (
+    Profile,
+    Settings,
+    cache_dir_setting,
+    check_seed,
+    profile_setting,
+    require,
+    setting,
+    setting_group,
+)
 from core.errors import UsageError
 from core.ids import validate_id
 
@@ -67,7 +76,7 @@ class LoraTrainConfig(Settings):
     lr_warmup_steps: int = _schedule(50, help="linear warm-up steps")
     weight_decay: float = _schedule(1e-2, help="AdamW weight decay")
     max_grad_norm: float = _schedule(1.0, help="gradient clipping norm")
-    seed: int = _schedule(42, help="seed of data order, noise and adapter init")
+    seed: int = _schedule(42, help="seed of data order, noise and adapter init", check=check_seed)
     # the adapter
     rank: int = _adapter(128, help="LoRA rank", aliases=("LORA_RANK",))
     alpha: float | None = _adapter(None, help="LoRA alpha", default_text="the rank (scale 1)")

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from core.config import Settings, StageSettings, overwrite_setting, require, setting
+from core.config import Settings, StageSettings, check_seed, overwrite_setting, require, setting
 from core.device import DEVICE_HELP, check_device
 from core.driving_dataset import CAMERA_NAME, DEFAULT_CAMERAS
 from core.errors import UsageError
@@ -85,7 +85,7 @@ class EvaluateConfig(StageSettings):
                                  "clip's first frame", group="driving dataset")
     render: bool = setting(True, help="overlay and comparison videos per clip")
     device: str = setting("auto", help=f"{DEVICE_HELP} (Alpamayo only)")
-    seed: int = setting(42, help="sampling and bootstrap seed")
+    seed: int = setting(42, help="sampling and bootstrap seed", check=check_seed)
     bootstrap_samples: int = setting(10000, help="bootstrap resamples of the report's confidence intervals",
                                      group="report statistics")
     permutation_samples: int = setting(10000, help="sign-flip resamples of the report's p-values (exact below "

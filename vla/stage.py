@@ -13,6 +13,7 @@ import json
 import logging
 
 from core import storage
+from core.claims import ClaimStore
 from core.driving_dataset import camera_index
 from core.edited_clips import EditedVideo, find_edited_videos
 from core.errors import LanepaintError, StorageError, UsageError
@@ -74,7 +75,8 @@ def run_evaluate(cfg: EvaluateConfig) -> StageResult:
     log.info("evaluate %s: %d edited clip(s), model %s, outputs under %s", cfg.run_id, len(videos), kind, run_uri)
     runner = ItemRunner(STAGE, item_id=lambda v: v.item_id, is_done=lambda v: is_complete(ctx, v),
                         overwrite=cfg.overwrite, on_result=manifest.record, timeout=cfg.item_timeout,
-                        invalidate=lambda v: storage.rm(output_uris(ctx, v)["inference"]))
+                        invalidate=lambda v: storage.rm(output_uris(ctx, v)["inference"]),
+                        claims=ClaimStore(run_uri))
     summary = runner.run(videos, lambda video, timings: evaluate_video(ctx, video, timings))
 
     header = {"run_id": cfg.run_id, "stage": STAGE, "model": model.name, "model_description": model.describe(),

@@ -42,12 +42,29 @@ def test_done_items_are_skipped_unless_overwrite():
     assert calls == ["done"]
 
 
-def test_keyboard_interrupt_stops_the_run():
-    def fn(item, timings):
-        raise KeyboardInterrupt
+@pytest.mark.parametrize("signal_exc, name, code", [(KeyboardInterrupt, "SIGINT", 130), ("Terminated", "SIGTERM", 143)])
+def test_an_interrupt_stops_the_run_at_the_item_and_keeps_the_record(signal_exc, name, code, storage_root):
+    """Defect: SIGTERM exited 143 with no message and no manifest."""
+    from core.runner import StageResult, Terminated
 
-    with pytest.raises(KeyboardInterrupt):
-        ItemRunner(stage="s", item_id=str).run(["a"], fn)
+    exc = Terminated if signal_exc == "Terminated" else signal_exc
+    ran = []
+
+    def fn(item, timings):
+        ran.append(item)
+        if item == "b":
+            raise exc
+        return {}
+
+    root = storage.join(storage_root, "run")
+    manifest = RunManifest("s", root, "r", None, "tiny")
+    summary = ItemRunner(stage="s", item_id=str, on_result=manifest.record).run(["a", "b", "c"], fn)
+    assert ran == ["a", "b"] and summary.interrupted == name
+    assert [(r.item_id, r.status) for r in summary.results] == [("a", OK), ("b", FAILED)]
+    assert summary.results[1].error == f"interrupted by {name} before it finished (rerun to resume)"
+    result = StageResult.from_summary(summary, "r", storage_root, root, manifest.finalize(summary))
+    assert result.exit_code == code and f"interrupted by {name}" in result.lines()[-1]
+    assert json.loads(storage.read_text(result.manifest_uri))["counts"] == {"ok": 1, "failed": 1}
 
 
 def test_pre_run_failure_counts():

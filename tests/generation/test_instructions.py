@@ -19,7 +19,11 @@ def test_defaults_are_the_five_lane_edits_each_with_the_alignment_suffix():
         assert SUFFIX == ("aligned exactly to the original lane positions and perspective; keep road texture, "
                           "lighting, and shadows unchanged")
     assert len({d.folder for d in defaults}) == 5
-    assert parse_instructions("") == defaults
+    assert parse_instructions(None) == defaults
+    # text given without an instruction is an error, never the five defaults (5x the GPU work)
+    for blank in ("", "  ", "||", " || \n "):
+        with pytest.raises(UsageError, match="empty instruction|no instruction in it"):
+            parse_instructions(blank)
 
 
 def test_shorthand_expands_to_a_full_instruction_in_any_word_order():

@@ -222,11 +222,18 @@ def test_gs_input_and_gs_output_root(gcs_emulator, tmp_path):
 def test_model_that_cannot_load_fails_the_run_in_one_line_and_writes_nothing(tmp_path, capsys):
     video = _clip(tmp_path, 5, seconds=0.5, name="clip_0005")
     capsys.readouterr()  # only what the command itself prints counts
+    broken = tmp_path / "broken_sam2.pt"
+    broken.write_bytes(b"not a checkpoint")
+    code = _segment("--input", video, "--run-id", "r1", "--output-root", str(tmp_path / "out"), "--profile", "full",
+                    "--device", "cpu", "--checkpoint", str(broken))
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot load SAM2 model" in err and "broken_sam2.pt" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    # a checkpoint that is not there at all is a usage error, found before anything runs (was: at model load)
     code = _segment("--input", video, "--run-id", "r1", "--output-root", str(tmp_path / "out"), "--profile", "full",
                     "--device", "cpu", "--checkpoint", str(tmp_path / "missing_sam2.pt"))
     err = capsys.readouterr().err
-    assert code == 1 and "cannot load SAM2 model" in err and "missing_sam2.pt" in err
-    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    assert code == 2 and err.strip().endswith("missing_sam2.pt: not found") and not (tmp_path / "out").exists()
 
 
 def test_plan_moment_keeps_the_window_ending_at_t0_and_fails_a_short_video_before_segmenting(tmp_path, capsys):

@@ -42,7 +42,7 @@ def _video_id(clip) -> str:
 
 def _moment(clip, fps: float = 10.0, frames: int = 49) -> Moment:
     """What stage 1 plans for the clip's front video."""
-    return plan_moment(_video_id(clip), videoio.probe(clip.input_video).last_frame_s, fps, frames)
+    return plan_moment(videoio.probe(clip.input_video).last_frame_s, fps, frames)
 
 
 def _edited_clip(clip, moment: Moment) -> np.ndarray:
@@ -296,7 +296,7 @@ def test_demo_chain_ends_with_videos_and_a_report(tmp_path, monkeypatch):
     assert video_id.endswith(f".{FRONT_CAMERA}")
     info = videoio.probe(video)           # the dataset's own front video: the whole clip at 30 fps
     assert (info.fps, info.frame_count, info.width, info.height) == (30.0, 420, 64, 36)
-    moment = plan_moment(video_id, info.last_frame_s, 10.0)     # what stage 1 plans when stage 3 follows
+    moment = plan_moment(info.last_frame_s, 10.0)     # what stage 1 plans when stage 3 follows
     frames = videoio.decode_times(video, moment.frame_times())
     layout = Layout(state.output_root)
     _write_vp(state.output_root, "d1", "lane_double_yellow_solid", video_id, frames, moment=moment)
