@@ -13,9 +13,12 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,6 +69,9 @@ class StorageSettings(Settings):
                                     env="LANEPAINT_GCS_TOKEN", flag=None, secret=True)
     gcs_project: str | None = setting(None, help="GCP project for gs:// access", env="GOOGLE_CLOUD_PROJECT",
                                       flag=None)
+    cache_max_gb: float = setting(50.0, help="size limit of the input cache (--cache-dir): the least recently "
+                                  "used inputs are removed beyond it (0: no limit)", env="LANEPAINT_CACHE_MAX_GB",
+                                  flag=None)
 
 
 def local_path(uri: str) -> str:
@@ -297,9 +303,68 @@ def makedirs(uri: str) -> None:
             os.makedirs(local_path(uri), exist_ok=True)
 
 
+# Temp files and folders carry this host and process, so a later run can tell leftovers of a process that
+# died (kill -9, OOM) from files a live process is still writing: ``sweep_leftovers``.
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:4]
+_TMP_MARK = re.compile(r"lanepaint-tmp-([0-9a-f]{4})-(\d+)-")
+LEFTOVER_AGE_S = 24 * 3600.0       # a leftover of another host is removed after a day
+
+
+def temp_prefix(purpose: str = "") -> str:
+    """The prefix of this process's temp files and folders in TMPDIR (``tempfile`` calls)."""
+    return f"lanepaint-tmp-{_HOST}-{os.getpid()}-{purpose + '-' if purpose else ''}"
+
+
 def _local_tmp_name(dest: str) -> str:
     folder, name = os.path.split(os.path.abspath(dest))
-    return os.path.join(folder, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
+    return os.path.join(folder, f".{name}.{temp_prefix()}{uuid.uuid4().hex[:8]}")
+
+
+def _is_leftover(name: str, path: str) -> bool:
+    match = _TMP_MARK.search(name)
+    if not match:
+        return False
+    host, pid = match.group(1), int(match.group(2))
+    if host == _HOST:
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    try:
+        return time.time() - os.path.getmtime(path) > LEFTOVER_AGE_S
+    except OSError:
+        return False
+
+
+def sweep_leftovers(*roots: str) -> int:
+    """Remove temp files under local ``roots`` and temp files and folders in TMPDIR that a dead process of
+    this host left (or that are older than a day and of another host); returns how many were removed."""
+    places = [tempfile.gettempdir()]
+    places += [local_path(r) for r in roots if is_local(r) and os.path.isdir(local_path(r))]
+    removed = 0
+    for place in places:
+        walk = os.walk(place) if place != places[0] else [(place, [], os.listdir(place))]
+        for folder, _dirs, names in walk:
+            for name in names:
+                path = os.path.join(folder, name)
+                if not _is_leftover(name, path):
+                    continue
+                try:
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path)
+                    else:
+                        os.unlink(path)
+                    removed += 1
+                except OSError as exc:
+                    log.debug("could not remove leftover %s: %s", path, exc)
+    if removed:
+        log.info("removed %d leftover temp file(s) of processes that no longer run", removed)
+    return removed
 
 
 def _replace_local(dest: str, fill: Any) -> None:
@@ -418,7 +483,7 @@ def atomic_path(uri: str, suffix: str | None = None) -> Iterator[str]:
             if os.path.exists(tmp):
                 os.unlink(tmp)
     else:
-        fd, tmp = tempfile.mkstemp(prefix="lanepaint-", suffix=ext)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), suffix=ext)
         os.close(fd)
         try:
             yield tmp
@@ -452,5 +517,37 @@ def fetch(uri: str, cache_dir: str | os.PathLike[str]) -> str:
     remote_size = size(uri)
     if os.path.exists(dest) and os.path.getsize(dest) == remote_size:
         log.debug("cache hit %s -> %s", uri, dest)
+        os.utime(os.path.dirname(dest))          # most recently used
         return dest
-    return get(uri, dest)
+    path = get(uri, dest)
+    os.utime(os.path.dirname(dest))
+    limit = build_config(StorageSettings).cache_max_gb
+    if limit > 0:
+        evict(os.fspath(cache_dir), int(limit * 1024**3), keep=os.path.dirname(dest))
+    return path
+
+
+def evict(cache_dir: str, max_bytes: int, keep: str = "") -> int:
+    """Remove the least recently used entries of a fetch cache until it holds at most ``max_bytes``
+    (never ``keep``, the entry just fetched); returns how many were removed."""
+    entries = []
+    for name in os.listdir(cache_dir):
+        folder = os.path.join(cache_dir, name)
+        if not os.path.isdir(folder):
+            continue
+        total = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files)
+        entries.append((os.path.getmtime(folder), total, folder))
+    used = sum(total for _, total, _ in entries)
+    removed = 0
+    for _, total, folder in sorted(entries):
+        if used <= max_bytes:
+            break
+        if os.path.abspath(folder) == os.path.abspath(keep):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        used -= total
+        removed += 1
+    if removed:
+        log.info("input cache %s: removed %d least recently used input(s) to stay under %.1f GB", cache_dir, removed,
+                 max_bytes / 1024**3)
+    return removed

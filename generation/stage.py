@@ -187,6 +187,7 @@ def run_edit(cfg: EditConfig, *, vlm: Any = None) -> StageResult:
     videos = list(cfg.video_ids) or available
     items = [EditItem(v, inst) for v in videos for inst in instructions]
     run_uri = layout.vp_run(cfg.run_id)
+    storage.sweep_leftovers(run_uri)
     manifest = RunManifest(STAGE, run_uri, cfg.run_id, cfg, cfg.profile)
     manifest.set_model("instructions", [inst.as_dict() for inst in instructions])
 

@@ -31,6 +31,7 @@ from typing import Any, Literal, get_args, get_origin
 import flyte
 import flyte.errors
 
+from core import storage
 from core.config import build_config, strip_optional, type_hints
 from core.errors import LanepaintError, UsageError
 from core.stage_spec import StageSpec
@@ -239,7 +240,7 @@ def run_local(task: Any, values: Mapping[str, Any]) -> PipelineResult:
     _quiet_flyte_logs()
     name = f"lanepaint-{uuid.uuid4().hex[:12]}"
     try:
-        with tempfile.TemporaryDirectory(prefix="lanepaint-flyte-") as raw:
+        with tempfile.TemporaryDirectory(prefix=storage.temp_prefix("flyte")) as raw:
             run = flyte.with_runcontext(mode="local", name=name, raw_data_path=raw,
                                         disable_run_cache=True).run(task, **values)
             return run.outputs()[0]

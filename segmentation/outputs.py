@@ -101,7 +101,7 @@ def upload(layout: Layout, run_id: str, video_id: str, local_folder: str, stats:
 
 
 def temp_folder() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="lanepaint-seg-")
+    return tempfile.TemporaryDirectory(prefix=storage.temp_prefix("seg"))
 
 
 def is_complete(layout: Layout, run_id: str, video_id: str) -> bool:

@@ -133,6 +133,7 @@ def run_segment(cfg: SegmentConfig) -> StageResult:
         raise UsageError(f"--checkpoint {cfg.checkpoint}: not found")
     layout = Layout(root)
     run_uri = layout.sam2_run(run_id)
+    storage.sweep_leftovers(run_uri, layout.vp_data_run(run_id))
     policy = resolve_device(cfg.device, cfg.profile)
     if cfg.vos_optimized and not policy.is_cuda:
         raise UsageError("vos_optimized (torch.compile of SAM2) needs a CUDA device")

@@ -217,8 +217,9 @@ def _encode_bytes(frames: Sequence[np.ndarray], fps: float) -> bytes:
     import tempfile
 
     from core import videoio
+    from core.storage import temp_prefix
 
-    fd, tmp = tempfile.mkstemp(suffix=".mp4")
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix("synth"), suffix=".mp4")
     os.close(fd)
     try:
         videoio.encode(frames, tmp, fps=fps, crf=20, preset="veryfast")

@@ -28,6 +28,7 @@ from typing import Any
 from core.driving_dataset import REPO_FOLDER, REPO_ID, camera_index
 from core.edited_clips import parse_video_id
 from core.errors import LanepaintError, UsageError, brief
+from core.storage import temp_prefix
 from vla.config import FetchDatasetConfig
 
 log = logging.getLogger(__name__)
@@ -272,7 +273,7 @@ def fetch_dataset(cfg: FetchDatasetConfig) -> FetchResult:
     if hf_constants.HF_HUB_OFFLINE:
         raise UsageError("HF_HUB_OFFLINE is set: fetch-dataset downloads from the hub; unset it for this command")
     target = cfg.dataset_dir or hf_constants.HF_HUB_CACHE
-    work = tempfile.mkdtemp(prefix="lanepaint-fetch-") if cfg.dry_run else target
+    work = tempfile.mkdtemp(prefix=temp_prefix("fetch")) if cfg.dry_run else target
     try:
         hub = _Hub(cfg, work)
         features, index, presence = _metadata(hub)

@@ -58,6 +58,7 @@ def run_evaluate(cfg: EvaluateConfig) -> StageResult:
     videos = _check_usage(cfg)
     layout = Layout(cfg.output_root)
     run_uri = layout.alpamayo_run(cfg.run_id)
+    storage.sweep_leftovers(run_uri)
     kind = cfg.resolved_model
     model = load_model(kind, profile=cfg.profile, model_path=cfg.model_path, num_traj_samples=cfg.num_traj_samples,
                        device=cfg.device, max_new_tokens=int(cfg.max_generation_length),

@@ -1,6 +1,7 @@
 """The same storage assertions on local disk, memory:// and gs:// (GCS emulator)."""
 
 import os
+import time
 
 import pytest
 
@@ -146,3 +147,57 @@ def test_read_json_records_keeps_order_and_skips_bad_files(storage_root):
     missing = storage.join(storage_root, "rec", "missing.json")
     assert storage.read_json_records([*uris, missing], workers=3) == [{"k": 0}, {"k": 2}, {"k": 4}]
     assert storage.read_json_records([]) == []
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_leftovers_of_dead_processes_are_swept_and_live_ones_kept(tmp_path, monkeypatch):
+    """Defect: temp files under the output tree and lanepaint-* folders in TMPDIR after kill -9 were never
+    cleaned."""
+    import tempfile as _tempfile
+
+    monkeypatch.setattr(_tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    run = tmp_path / "out" / "sam2" / "r1" / "clip"
+    run.mkdir(parents=True)
+    dead = storage.temp_prefix().replace(f"-{os.getpid()}-", f"-{_dead_pid()}-")
+    leftover = run / f".stats.json.{dead}1234abcd"
+    leftover.write_text("half")
+    mine = run / f".masks.npz.{storage.temp_prefix()}5678abcd"          # a live writer's file: kept
+    mine.write_text("busy")
+    other = run / ".x.json.lanepaint-tmp-ffff-1-0000abcd"               # another host's, recent: kept
+    other.write_text("theirs")
+    stale_dir = tmp_path / "tmp" / f"{dead}seg-xyz"
+    stale_dir.mkdir()
+    (stale_dir / "frame.png").write_bytes(b"x")
+    unrelated = tmp_path / "tmp" / "someone-else"
+    unrelated.mkdir()
+    assert storage.sweep_leftovers(str(tmp_path / "out" / "sam2" / "r1")) == 2
+    assert not leftover.exists() and not stale_dir.exists()
+    assert mine.exists() and other.exists() and unrelated.exists()
+    old = time.time() - storage.LEFTOVER_AGE_S - 60
+    os.utime(other, (old, old))
+    assert storage.sweep_leftovers(str(tmp_path / "out")) == 1 and not other.exists()
+
+
+def test_the_input_cache_stays_under_its_limit_least_recently_used_first(tmp_path, monkeypatch):
+    """Defect: the input cache grew without bound."""
+    cache = tmp_path / "cache"
+    for k, age in enumerate((300, 200, 100)):
+        entry = cache / f"entry{k}"
+        entry.mkdir(parents=True)
+        (entry / "clip.mp4").write_bytes(b"x" * 1000)
+        os.utime(entry, (time.time() - age, time.time() - age))
+    assert storage.evict(str(cache), 2500, keep=str(cache / "entry0")) == 1
+    assert sorted(p.name for p in cache.iterdir()) == ["entry0", "entry2"]     # oldest kept: it is in use
+    monkeypatch.setenv("LANEPAINT_CACHE_MAX_GB", str(1500 / 1024**3))
+    storage.write_bytes("memory://cache-limit/new.mp4", b"y" * 1000)
+    path = storage.fetch("memory://cache-limit/new.mp4", str(cache))
+    assert os.path.exists(path) and len(list(cache.iterdir())) == 1
