@@ -137,9 +137,9 @@ def expand_inputs(uris: list[str]) -> tuple[list[str], dict[str, str]]:
         try:
             videos = resolve_chunks(uri)
         except (StorageError, UsageError) as exc:
-            errors[uri] = str(exc)
+            errors[uri] = str(exc).removeprefix(f"{uri}: ")     # the entry names itself in the report
             continue
         if not videos:
-            errors[uri] = f"{uri}: no .mp4 videos found in its chunk folders"
+            errors[uri] = "no .mp4 videos found in its chunk folders"
         out.extend(videos)
     return out, errors

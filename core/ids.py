@@ -63,7 +63,7 @@ def video_ids_of(uris: Sequence[str], check: Callable[[str], None] | None = None
                  ) -> list[tuple[str, str | None, str | None]]:
     """``(uri, video id, error)`` per input video: the id is the file stem (validated, then ``check``ed);
     a bad name, or a second video with the same id (its outputs would collide), has id None and a
-    one-line error naming the URI."""
+    one-line error (the URI is the item then: reports name it)."""
     out: list[tuple[str, str | None, str | None]] = []
     seen: dict[str, str] = {}
     for uri in uris:
@@ -73,10 +73,10 @@ def video_ids_of(uris: Sequence[str], check: Callable[[str], None] | None = None
             if check is not None:
                 check(video_id)
         except LanepaintError as exc:
-            out.append((uri, None, f"{uri}: {exc}"))
+            out.append((uri, None, str(exc)))
             continue
         if video_id in seen:
-            out.append((uri, None, f"{uri}: duplicate video id {video_id!r} (also {seen[video_id]})"))
+            out.append((uri, None, f"duplicate video id {video_id!r} (also {seen[video_id]})"))
             continue
         seen[video_id] = uri
         out.append((uri, video_id, None))

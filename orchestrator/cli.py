@@ -89,8 +89,15 @@ def _add_common(parser: argparse.ArgumentParser, top: bool) -> None:
                                  "edit:, run: (lanepaint config show --config FILE prints what it resolves to)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (the usage is what --help is for); exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lanepaint", description="Repaint lane markings in driving videos and measure how a driving model "
         "reacts.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"lanepaint {__version__}")
@@ -142,7 +149,10 @@ def _prepare(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:          # --help, --version, or a usage error already printed
+        return int(exc.code or 0) if isinstance(exc.code, int | None) else 2
     name = getattr(args, "_command", None)
     if not name or not hasattr(args, "_module"):
         parser.print_help()

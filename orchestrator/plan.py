@@ -83,7 +83,8 @@ class PipelineRequest(Settings):
 
     SECTION: ClassVar[str] = "run"
 
-    run_id: str = setting("", help="run id of every stage run", env=None, default_text="run_YYYYMMDD_HHMMSS")
+    run_id: str = setting("", help="run id of every stage run", env=None, default_text="run_YYYYMMDD_HHMMSS",
+                          blank_is_default=False)
     stages: str = setting("123", help="stages to run: 1 SAM2, 2 VideoPainter, 3 Alpamayo-R1; contiguous "
                           "(1, 2, 3, 12, 23, 123)", env=None)
     inputs: tuple[str, ...] = setting((), help="stage 1 videos: paths, gs:// or chunks:// URIs (repeatable)",

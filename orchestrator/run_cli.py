@@ -48,7 +48,7 @@ def values_from(args: argparse.Namespace) -> dict[str, Any]:
     values = cli_values(PipelineRequest, args) | {name: getattr(args, name, None) for name in OPTIONS}
     config_file: ConfigFile | None = getattr(args, "config_file", None)
     in_file = config_file.values_for(PipelineRequest).get("run_id") if config_file else None
-    if not values.get("run_id") and not in_file:
+    if values.get("run_id") is None and not in_file:          # not given: a new id ("" given is an error)
         values["run_id"] = new_run_id()
     return values
 

@@ -238,7 +238,7 @@ def test_video_ids_from_file_stems():
     assert "VideoPainter's layout needs at least 4 characters" in items[4].error
     items = items[1:]
     assert "duplicate video id 'clip_0001'" in items[1].error and items[1].item_id == "/b/clip_0001.mp4"
-    assert items[2].error.startswith("/c/bad name.mp4: invalid video id")
+    assert items[2].error.startswith("invalid video id") and items[2].item_id == "/c/bad name.mp4"
 
 
 def test_bounding_box_shortcut_equals_the_full_frame_steps():
