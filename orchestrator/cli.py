@@ -4,7 +4,8 @@ Each subcommand lives in its own module exposing ``add_arguments(parser)``, ``ru
 ``EXAMPLES``; only the chosen one is imported, so ``lanepaint --help`` and the light commands never
 import torch. Every subcommand takes ``--config FILE`` (a YAML or TOML file with one section per
 command, ``core.config_file``) and ``--log-level`` (also before the subcommand).
-Exit codes: 0 success, 1 some item failed (or the run failed), 2 bad usage, 130 interrupted.
+Exit codes: 0 success, 1 some item failed (or the run failed), 2 bad usage, 130 Ctrl-C, 143 SIGTERM (the
+manifest is written either way).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 GROUPS = {"dataset": "lane datasets: generate (SAM2 masks + VLM captions) or filter by lane attributes",
           "config": "the resolved settings (defaults < --config file < environment < flags)"}
 
-EPILOG = """exit codes: 0 success, 1 an item or the run failed (see the summary), 2 bad usage (nothing written).
+EPILOG = """exit codes: 0 success, 1 an item or the run failed (see the summary), 2 bad usage (nothing written),
+130/143 stopped by Ctrl-C/SIGTERM (the manifest records what finished; rerun to resume).
 Run `lanepaint <command> --help` for the options of one command, with examples."""
 
 
