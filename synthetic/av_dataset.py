@@ -62,6 +62,7 @@ from synthetic.scenes import LaneSpec, SceneSpec, iter_scene
 log = logging.getLogger(__name__)
 
 EGOMOTION = "egomotion"
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)      # the earliest zip date: the same dataset is the same bytes
 
 CAMERA_START_S = 0.2      # cameras start a little after the egomotion
 EGO_RATE_HZ = 20.0
@@ -302,7 +303,7 @@ def write_av_dataset(spec: AVDatasetSpec, cache_dir: str, inputs_dir: str) -> AV
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
             for name, data in sorted(members.items()):
-                zf.writestr(name, data)
+                zf.writestr(zipfile.ZipInfo(name, date_time=ZIP_TIME), data)    # no clock in the bytes
         _write(os.path.join(snap, rel), buf.getvalue())
 
     rows = [{"feature": cam, "directory": "camera",

@@ -1,4 +1,5 @@
 import os
+import sys
 from fractions import Fraction
 
 import av
@@ -7,6 +8,7 @@ import pytest
 
 from core import videoio
 from core.errors import VideoError
+from tests.fixtures import REPO_ROOT, processes
 
 
 def _ramp_frames(n: int, w: int = 64, h: int = 48) -> np.ndarray:
@@ -71,6 +73,42 @@ def test_encode_roundtrip_odd_size_is_padded(tmp_path):
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
         assert stream.codec_context.pix_fmt == "yuv420p"
+
+
+_ENCODE_ONCE = """
+import sys, numpy as np
+from core import videoio
+source, path = sys.argv[1], sys.argv[2]
+videoio.encode(np.load(source), path, fps=10)
+"""
+
+
+def _demo_like_frames(height: int, width: int) -> np.ndarray:
+    """A lane scene panned over 33 frames: the kind of content on which the encoder's lookahead went astray."""
+    from synthetic.scenes import SceneSpec, render_scene
+
+    return render_scene(SceneSpec(width=width, height=height, fps=10.0, seconds=3.3))[0]
+
+
+@pytest.mark.parametrize("height, width, content", [(180, 320, "scene"), (180, 322, "noise"), (720, 1282, "noise")])
+def test_encode_gives_the_same_bytes_whatever_the_heap_holds(tmp_path, height, width, content):
+    """glibc fills fresh memory with a different byte under each MALLOC_PERTURB_: an encoder that reads memory
+    no one wrote gives different bytes. Without the zero fill, each case gave 2 or 3 bitstreams from 3 fills."""
+    if content == "noise":
+        base = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
+        frames = np.stack([np.roll(base, k, axis=1) for k in range(12)])
+    else:
+        frames = _demo_like_frames(height, width)
+    np.save(tmp_path / "frames.npy", frames)
+    outputs = []
+    for fill in (1, 77, 200):
+        path = tmp_path / f"{fill}.mp4"
+        env = {**os.environ, "MALLOC_PERTURB_": str(fill)}
+        result = processes.run([sys.executable, "-c", _ENCODE_ONCE, str(tmp_path / "frames.npy"), str(path)],
+                               timeout=120, env=env, cwd=REPO_ROOT)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.append(path.read_bytes())
+    assert outputs[0] == outputs[1] == outputs[2]
 
 
 def test_encode_rejects_bad_frames(tmp_path):
