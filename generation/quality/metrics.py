@@ -9,13 +9,16 @@ Inputs: ``original``/``edited`` uint8 [T,H,W,3], ``masks`` [T,H,W] (bool or nume
 area is ``mask > 0.5``). Frames go to the device one batch at a time (uint8), every metric of a
 batch is computed there, and only the per-frame numbers come back at the end.
 
-Definitions (images scaled to [0,1], data range 1; each metric per frame, then the mean over frames):
+Definitions (images scaled to [0,1], data range 1; each metric per frame, then the mean over frames,
+except the clip PSNR):
 
-- full frame: PSNR = 10 log10(1 / MSE); MSE and MAE over all pixels and channels (the same
-  numbers as scikit-image); SSIM with an 11-tap Gaussian window (sigma 1.5, K1 0.01, K2 0.03) on
+- full frame: MSE and MAE over all pixels and channels (the same numbers as scikit-image); the clip
+  PSNR = 10 log10(1 / mean of the per-frame MSE), finite unless every frame is identical; beside it
+  ``psnr_frame_mean`` = the mean of the finite per-frame PSNR values (10 log10(1 / MSE) per frame) and
+  ``identical_frames`` = how many frames have MSE 0 (their PSNR is +inf and is left out of that mean); SSIM with an 11-tap Gaussian window (sigma 1.5, K1 0.01, K2 0.03) on
   reflect-padded images, the mean of the per-pixel SSIM map over pixels and channels - the same
   numbers as torchmetrics' SSIM, which upstream's evaluation calculator uses; LPIPS
-  (SqueezeNet, torchmetrics, as upstream) when it can load.
+  (SqueezeNet 1.1, as torchmetrics and upstream compute it; ``lpips_net``, no torchvision needed).
 - ``masked`` (inside the mask, applied to BOTH images): MSE/MAE/PSNR over masked pixels only; SSIM
   = the full-frame SSIM map averaged over masked pixels (windows at the mask border also see
   pixels outside it); LPIPS, CLIP score and
@@ -25,7 +28,9 @@ Definitions (images scaled to [0,1], data range 1; each metric per frame, then t
 - CLIP score = 100 x max(cos(image, instruction), 0) per edited frame (torchmetrics' definition,
   CLIP ViT-L/14); temporal consistency = mean cosine similarity of CLIP ViT-B/32 embeddings of
   adjacent edited frames (``None`` for a one-frame clip).
-- A frame with zero error has PSNR +inf; the clip mean is then +inf (written as "inf").
+- A frame with zero error has PSNR +inf: it counts in ``identical_frames`` and in the mean MSE, so one
+  untouched frame no longer makes the clip's PSNR +inf (it did when the clip PSNR was the mean of the
+  per-frame values). Only a clip identical in every frame has PSNR +inf (written as "inf").
 Pixel metrics run in float64 so they match the references to 1e-9; CLIP in the device dtype.
 """
 
@@ -57,34 +62,23 @@ GPU_BATCH, CPU_BATCH = 8, 2
 LpipsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def load_lpips(profile: str, policy: DevicePolicy) -> tuple[LpipsFn | None, str | None]:
+def load_lpips(profile: str, policy: DevicePolicy, cache_dir: str | None = None) -> tuple[LpipsFn | None, str | None]:
     """(fn(a, b) -> [N] for float [N,3,H,W] in [0,1], None) or (None, why LPIPS is unavailable).
 
-    full: torchmetrics' LPIPS with SqueezeNet (needs torchvision and its pretrained weights);
-    tiny: the same network with random weights (needs torchvision too).
+    LPIPS with SqueezeNet 1.1 as torchmetrics computes it, in plain torch (``lpips_net``: no torchvision):
+    full: ImageNet backbone and LPIPS v0.1 heads; tiny: the same network with seeded random weights.
     """
+    from generation.quality.lpips_net import load_squeeze_lpips
+
     try:
-        if profile == "full":
-            from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
-
-            net = LearnedPerceptualImagePatchSimilarity(net_type="squeeze", normalize=True).net
-        else:
-            from torchmetrics.functional.image.lpips import _LPIPS
-
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
-                net = _LPIPS(pretrained=False, net="squeeze", pnet_rand=True)
-        net = net.to(policy.device).eval()
-    except Exception as exc:  # ImportError without torchvision, download errors offline, ...
+        net = load_squeeze_lpips(profile, policy.device, cache_dir)
+    except Exception as exc:  # offline without the cached backbone, a corrupt checkpoint, ...
         reason = one_line(exc)
-        if "torchvision" in reason.lower():
-            reason = "torchmetrics' LPIPS needs torchvision, which is not installed"
         log.warning("LPIPS unavailable: %s", reason)
         return None, reason
 
-    @torch.inference_mode()
     def lpips(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return net(a.float(), b.float(), normalize=True).reshape(-1)
+        return net(a.float(), b.float())
 
     return lpips, None
 
@@ -148,6 +142,22 @@ def pixel_metrics(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor | None 
     return {"psnr": _psnr(mse), "ssim": ssim, "mse": mse, "mae": mae}
 
 
+def _psnr_block(per_frame: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The clip's PSNR values from per-frame MSE and PSNR (frames without pixels, nan, left out)."""
+    mse = per_frame["mse"][~torch.isnan(per_frame["mse"])]
+    psnr = per_frame["psnr"][~torch.isnan(per_frame["psnr"])]
+    if mse.numel() == 0:
+        return {"psnr": None, "psnr_frame_mean": None, "identical_frames": 0}
+    finite = psnr[torch.isfinite(psnr)]
+    return {"psnr": float(_psnr(mse.mean())),
+            "psnr_frame_mean": float(finite.mean()) if finite.numel() else None,
+            "identical_frames": int((mse == 0).sum())}
+
+
+def _pixel_block(per_frame: dict[str, torch.Tensor]) -> dict[str, Any]:
+    return {**{k: _mean(per_frame[k]) for k in PIXEL_KEYS}, **_psnr_block(per_frame)}
+
+
 def _mean(values: torch.Tensor) -> float | None:
     """Mean over frames, nan frames left out (None when none is left); +inf propagates."""
     if values.numel() == 0:
@@ -170,7 +180,7 @@ class QualityScorer:
         self.clip_score = load_clip(clip_score_model, profile, self.policy, cache_dir)
         self.clip_temporal: ClipEmbedder = (self.clip_score if clip_temporal_model == clip_score_model
                                             else load_clip(clip_temporal_model, profile, self.policy, cache_dir))
-        self.lpips, self.lpips_reason = (load_lpips(profile, self.policy) if lpips
+        self.lpips, self.lpips_reason = (load_lpips(profile, self.policy, cache_dir) if lpips
                                          else (None, "LPIPS switched off"))
 
     write_eval = staticmethod(write_eval)   # (layout, run_id, folder, video_id, scores, info) -> (txt, json)
@@ -178,7 +188,7 @@ class QualityScorer:
     def describe(self) -> dict[str, Any]:
         return {"clip_score": self.clip_score.describe(), "clip_temporal": self.clip_temporal.describe(),
                 "lpips": {"available": self.lpips is not None, "reason": self.lpips_reason,
-                          "net": "squeeze (torchmetrics)"}, "device": self.policy.describe()}
+                          "net": "squeezenet1_1 + LPIPS v0.1 heads"}, "device": self.policy.describe()}
 
     def _check(self, original: np.ndarray, edited: np.ndarray, masks: np.ndarray) -> None:
         if original.ndim != 4 or original.shape[-1] != 3 or original.dtype != np.uint8:
@@ -250,15 +260,15 @@ class QualityScorer:
         out: dict[str, Any] = {
             "instruction": instruction, "frames": int(frames), "height": int(height), "width": int(width),
             "mask_coverage_pct": 100.0 * coverage / (frames * height * width),
-            "full": {**{k: _mean(full_frame[k]) for k in PIXEL_KEYS},
+            "full": {**_pixel_block(full_frame),
                      "lpips": _mean(full_frame["lpips"]) if "lpips" in full_frame else None,
                      "clip_score": clip_score(clip["score"], everything),
                      "temporal_consistency": temporal(clip["temp"], everything)},
-            "masked": {**{k: _mean(masked[k]) for k in PIXEL_KEYS},
+            "masked": {**_pixel_block(masked),
                        "lpips": _mean(masked["lpips"]) if "lpips" in masked else None,
                        "clip_score": clip_score(clip["score_m"], present),
                        "temporal_consistency": temporal(clip["temp_m"], present)},
-            "background": {k: _mean(background[k]) for k in PIXEL_KEYS},
+            "background": _pixel_block(background),
             "per_frame": {"full": {k: [float(x) for x in v] for k, v in full_frame.items()},
                           "masked": {k: [float(x) for x in v] for k, v in masked.items()}},
             "lpips": {"available": self.lpips is not None, "reason": self.lpips_reason},

@@ -1,8 +1,9 @@
 """The quality label and the per-video evaluation files ``eval_<video_id>.txt`` / ``.json``.
 
-- ``quality_label(full)``: +1 each for PSNR > 40, SSIM > 0.95, LPIPS < 0.1 on full-frame values;
-  >= 2 points EXCELLENT, 1 GOOD, 0 MODERATE. An unavailable LPIPS earns no point (said so in the
-  label's ``note``), so without LPIPS the best label needs both PSNR and SSIM.
+- ``quality_label(full)``: +1 each for PSNR > 40 (the clip PSNR, of the mean MSE: finite unless every
+  frame is identical), SSIM > 0.95, LPIPS < 0.1 on full-frame values; >= 2 points EXCELLENT, 1 GOOD,
+  0 MODERATE. ``evaluated`` lists the criteria that had a value; an unavailable one earns no point (the
+  label's ``note`` says which), so without LPIPS the best label needs both PSNR and SSIM.
 - ``write_eval(layout, run_id, folder, video_id, scores, info) -> (txt_uri, json_uri)`` with
   ``scores`` from ``QualityScorer.score`` and ``info`` holding ``original``, ``edited``, ``masks``
   (URIs), ``fps`` and optionally ``mask_dilate_px`` (the masks were dilated by that much before
@@ -26,7 +27,8 @@ EXCELLENT, GOOD, MODERATE = "EXCELLENT", "GOOD", "MODERATE"
 # (metric, comparison, threshold) for the label's points, on full-frame values.
 THRESHOLDS: tuple[tuple[str, str, float], ...] = (("psnr", ">", 40.0), ("ssim", ">", 0.95), ("lpips", "<", 0.1))
 
-_ROWS = (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("lpips", "LPIPS"), ("mse", "MSE"), ("mae", "MAE"),
+_ROWS = (("psnr", "PSNR (dB, of the mean MSE)"), ("psnr_frame_mean", "PSNR (dB, mean of finite frames)"),
+         ("identical_frames", "identical frames"), ("ssim", "SSIM"), ("lpips", "LPIPS"), ("mse", "MSE"), ("mae", "MAE"),
          ("clip_score", "CLIP score"), ("temporal_consistency", "temporal consistency"))
 _BLOCKS = (("full", "Full frame"), ("masked", "Inside the mask (mask > 0.5 on both clips)"),
            ("background", "Outside the mask (should be unchanged)"))
@@ -35,17 +37,23 @@ _BLOCKS = (("full", "Full frame"), ("masked", "Inside the mask (mask > 0.5 on bo
 def quality_label(full: Mapping[str, Any]) -> dict[str, Any]:
     """The label and which points were earned, from full-frame metric values."""
     earned: dict[str, bool] = {}
+    evaluated: list[str] = []
     for key, op, threshold in THRESHOLDS:
         value = full.get(key)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if value is None or isinstance(value, str) or math.isnan(value):
             earned[key] = False
             continue
+        evaluated.append(key)
         earned[key] = value > threshold if op == ">" else value < threshold
     points = sum(earned.values())
     label = EXCELLENT if points >= 2 else GOOD if points == 1 else MODERATE
-    out: dict[str, Any] = {"label": label, "points": points, "max_points": len(THRESHOLDS), "earned": earned}
-    if full.get("lpips") is None:
-        out["note"] = "LPIPS unavailable: its point counts as not earned"
+    out: dict[str, Any] = {"label": label, "points": points, "max_points": len(THRESHOLDS), "earned": earned,
+                           "evaluated": evaluated}
+    missing = [key.upper() for key, _, _ in THRESHOLDS if key not in evaluated]
+    if missing:
+        out["note"] = (f"evaluated on {len(evaluated)} of {len(THRESHOLDS)} criteria: {', '.join(missing)} "
+                       f"unavailable, {'its point counts' if len(missing) == 1 else 'their points count'} "
+                       "as not earned")
     return out
 
 
@@ -92,6 +100,8 @@ def _number(key: str, value: Any, lpips_reason: str | None) -> str:
         return "n/a"
     if isinstance(value, str):
         return value
+    if key == "identical_frames":
+        return str(value)
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return f"{value:.6g}" if key in ("mse", "mae") else f"{value:.4f}"
@@ -125,7 +135,7 @@ def format_eval_txt(record: Mapping[str, Any]) -> str:
         lines += ["", title]
         for key, name in _ROWS:
             if key in values:
-                lines.append(f"  {name:<22} {_number(key, values[key], lpips_reason)}")
+                lines.append(f"  {name:<33} {_number(key, values[key], lpips_reason)}")
     label = record.get("label") or {}
     earned = label.get("earned") or {}
     parts = [f"{k.upper()} {op} {t:g}: {'yes' if earned.get(k) else 'no'}" for k, op, t in THRESHOLDS]

@@ -105,23 +105,35 @@ def test_quality_label_thresholds():
     assert quality_label({"psnr": 30, "ssim": 0.5, "lpips": 0.1})["label"] == MODERATE   # 0.1 is not < 0.1
     no_lpips = quality_label({"psnr": 30, "ssim": 0.99, "lpips": None})
     assert no_lpips["label"] == GOOD and no_lpips["earned"]["lpips"] is False and "LPIPS unavailable" in no_lpips["note"]
+    assert no_lpips["evaluated"] == ["psnr", "ssim"] and "evaluated on 2 of 3 criteria" in no_lpips["note"]
     assert quality_label({"psnr": float("inf"), "ssim": 1.0})["points"] == 2
 
 
-def test_lpips_unavailable_is_reported_not_invented(scorer, pair):
-    try:
-        import torchvision  # noqa: F401
-        has_torchvision = True
-    except Exception:
-        has_torchvision = False
-    if has_torchvision:
-        pytest.skip("torchvision present: LPIPS loads")
+def test_lpips_runs_without_torchvision_and_the_label_uses_three_criteria(scorer, pair):
     original, edited = pair
     result = scorer.score(original, edited, np.ones(original.shape[:3], bool), "lane")
-    assert scorer.lpips is None and "torchvision" in scorer.lpips_reason
+    assert scorer.lpips is not None and result["lpips"] == {"available": True, "reason": None}
+    assert result["full"]["lpips"] > 0 and len(result["per_frame"]["full"]["lpips"]) == 4
+    assert result["label"]["evaluated"] == ["psnr", "ssim", "lpips"] and "note" not in result["label"]
+
+
+def test_lpips_unavailable_is_reported_not_invented(pair, monkeypatch):
+    from generation.quality import lpips_net
+
+    def offline(*args, **kwargs):
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(lpips_net.torch.hub, "load_state_dict_from_url", offline)
+    scorer = QualityScorer("tiny", batch_size=2)
+    scorer.lpips, scorer.lpips_reason = __import__("generation.quality.metrics", fromlist=["x"]).load_lpips(
+        "full", scorer.policy)
+    original, edited = pair
+    result = scorer.score(original, edited, np.ones(original.shape[:3], bool), "lane")
+    assert scorer.lpips is None and "name resolution" in scorer.lpips_reason
     assert result["lpips"] == {"available": False, "reason": scorer.lpips_reason}
     assert result["full"]["lpips"] is None and result["masked"]["lpips"] is None
     assert "lpips" not in result["per_frame"]["full"]
+    assert result["label"]["evaluated"] == ["psnr", "ssim"] and "LPIPS unavailable" in result["label"]["note"]
 
 
 def test_lpips_values_are_averaged_when_available(pair):
@@ -146,19 +158,42 @@ def test_score_blocks_ranges_and_clip_metrics(scorer, pair):
     assert result["frames"] == 4 and (result["height"], result["width"]) == (40, 52)
     assert result["mask_coverage_pct"] == pytest.approx(100 * mask.mean())
     full, masked, background = result["full"], result["masked"], result["background"]
-    assert full["psnr"] == pytest.approx(float(np.mean([peak_signal_noise_ratio(
-        original[i] / 255.0, edited[i] / 255.0, data_range=1.0) for i in range(4)])), abs=1e-6)
+    frame_psnr = [peak_signal_noise_ratio(original[i] / 255.0, edited[i] / 255.0, data_range=1.0) for i in range(4)]
+    frame_mse = [mean_squared_error(original[i] / 255.0, edited[i] / 255.0) for i in range(4)]
+    assert full["psnr"] == pytest.approx(10 * math.log10(1 / np.mean(frame_mse)), abs=1e-9)
+    assert full["psnr_frame_mean"] == pytest.approx(float(np.mean(frame_psnr)), abs=1e-6)
+    assert full["identical_frames"] == 0
     for block in (full, masked):
         assert 0.0 <= block["clip_score"] <= 100.0
         assert -1.0 <= block["temporal_consistency"] <= 1.0 + 1e-6
-    assert set(background) == {"psnr", "ssim", "mse", "mae"}
+    assert set(background) == {"psnr", "psnr_frame_mean", "identical_frames", "ssim", "mse", "mae"}
     assert len(result["per_frame"]["full"]["psnr"]) == 4
     assert result["label"]["label"] in (EXCELLENT, GOOD, MODERATE)
     same = scorer.score(original, original, mask, "add a double yellow line")
     assert math.isinf(same["full"]["psnr"]) and same["full"]["ssim"] == pytest.approx(1.0)
-    assert same["full"]["mse"] == 0.0 and same["label"]["points"] == 2
+    assert same["full"]["identical_frames"] == 4 and same["full"]["psnr_frame_mean"] is None
+    assert same["full"]["mse"] == 0.0 and same["label"]["points"] == 3 and same["full"]["lpips"] == 0.0
     one = scorer.score(original[:1], edited[:1], mask[:1], "x")
     assert one["full"]["temporal_consistency"] is None
+
+
+def test_one_identical_frame_leaves_the_clip_psnr_finite_and_the_label_honest(scorer):
+    """A clip at about 20 dB with one untouched frame: the mean of per-frame PSNR was +inf and earned the
+    PSNR > 40 point; the clip PSNR (of the mean MSE) stays near 20 dB and the identical frame is counted."""
+    rng = np.random.default_rng(3)
+    original = rng.integers(40, 200, (4, 24, 32, 3), dtype=np.uint8)
+    noise = rng.normal(0, 25.5, original.shape)                 # sigma 0.1 of the range: about 20 dB
+    edited = np.clip(original + noise, 0, 255).astype(np.uint8)
+    edited[2] = original[2]
+    result = scorer.score(original, edited, np.zeros(original.shape[:3], bool), "x")
+    full = result["full"]
+    mse = [mean_squared_error(original[i] / 255.0, edited[i] / 255.0) for i in range(4)]
+    assert math.isfinite(full["psnr"]) and full["psnr"] == pytest.approx(10 * math.log10(1 / np.mean(mse)), abs=1e-9)
+    assert 19 < full["psnr"] < 23 and full["identical_frames"] == 1
+    finite = [peak_signal_noise_ratio(original[i] / 255.0, edited[i] / 255.0, data_range=1.0) for i in (0, 1, 3)]
+    assert full["psnr_frame_mean"] == pytest.approx(float(np.mean(finite)), abs=1e-6)
+    assert result["label"]["earned"]["psnr"] is False and result["label"]["label"] != EXCELLENT
+    assert result["per_frame"]["full"]["psnr"][2] == float("inf")
 
 
 def test_clip_embeddings_are_normalised_and_batch_independent(scorer, pair):
@@ -204,11 +239,12 @@ def test_eval_txt_and_json(storage_root, scorer, pair):
     assert record["mask_coverage_pct"] == pytest.approx(100 * mask.mean())
     text = storage.read_text(txt_uri)
     for needle in ("clip_0001", "in/clip_0001.mp4", "52x40", "8.00 fps", f"{100 * mask.mean():.2f} %",
-                   "Full frame", "Inside the mask", "PSNR (dB)              inf", "temporal consistency",
+                   "Full frame", "Inside the mask", f"{'PSNR (dB, of the mean MSE)':<33} inf", f"{'identical frames':<33} 4",
+                   "temporal consistency",
                    f"Quality: {scores['label']['label']}"):
         assert needle in text, needle
     if scores["lpips"]["available"] is False:
-        assert "LPIPS                  unavailable (" in text
+        assert f"{'LPIPS':<33} unavailable (" in text
     assert text == format_eval_txt(record)
 
 
