@@ -9,6 +9,7 @@ preprocessed_data_vp/<run_id>/<video_id>/mask_root/<video_id>/all_masks.npz
 vp/<run_id>/<instruction_folder>/<video_id>/<video_id>_vp_edit_sample0.mp4 (+ _generated.mp4 ...)
 alpamayo/<run_id>/<instruction_folder>/<video_stem>/<video_stem>_inference.json ...
 alpamayo/<run_id>/<run_id>_report.txt, inference_summary.json
+reports/<run_id>/results.csv, results.parquet, report.html     (the run's table and report, all stages)
 ```
 
 Every id that becomes a path part is validated here, so no stage can write outside its root.
@@ -29,6 +30,8 @@ SAM2 = "sam2"
 VP_DATA = "preprocessed_data_vp"
 VP = "vp"
 ALPAMAYO = "alpamayo"
+REPORTS = "reports"
+STAGE_FOLDERS = (SAM2, VP_DATA, VP, ALPAMAYO, REPORTS)
 
 VP_MIN_VIDEO_ID_LEN = 4  # VideoPainter's folder name is video_id[:-3]
 
@@ -148,3 +151,14 @@ class Layout:
 
     def alpamayo_summary(self, run_id: str) -> str:
         return storage.join(self.alpamayo_run(run_id), "inference_summary.json")
+
+    # ---- the run's results, over every stage ---------------------------------------------
+    def reports_run(self, run_id: str) -> str:
+        return self.path(REPORTS, _rid(run_id))
+
+    def results_table(self, run_id: str, extension: str) -> str:
+        """``results.csv`` or ``results.parquet``."""
+        return storage.join(self.reports_run(run_id), f"results.{extension}")
+
+    def report_html(self, run_id: str) -> str:
+        return storage.join(self.reports_run(run_id), "report.html")

@@ -84,6 +84,13 @@ def _redacted_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def read_item_records(run_root: str) -> dict[str, dict[str, Any]]:
+    """Every item record written under ``<run_root>/_items`` (item id -> record), finished or failed;
+    unreadable ones are left out. Empty when the run root has none."""
+    uris = [u for u in storage.ls(storage.join(run_root, ITEMS_DIR), dirs=False) if u.endswith(".json")]
+    return {str(r["item_id"]): r for r in storage.read_json_records(uris) if "item_id" in r}
+
+
 class RunManifest:
     """Collects what one stage invocation did and writes it next to its outputs."""
 
@@ -135,8 +142,7 @@ class RunManifest:
         return value if isinstance(value, dict) else None
 
     def _stored_items(self) -> dict[str, dict[str, Any]]:
-        uris = [u for u in storage.ls(storage.join(self.run_root, ITEMS_DIR), dirs=False) if u.endswith(".json")]
-        return {str(r["item_id"]): r for r in storage.read_json_records(uris) if "item_id" in r}
+        return read_item_records(self.run_root)
 
     def build(self, summary: RunSummary | None = None) -> dict[str, Any]:
         items = self._stored_items()

@@ -141,6 +141,10 @@ class EditConfig(StageSettings):
                                       aliases=("VP_COMPLIANCE_FRAMES",))
     metrics: bool = _quality(True, help="quality metrics and eval_<video_id>.txt/.json per item",
                              aliases=("VP_METRICS",))
+    metrics_protocol: Literal["lanepaint", "videopainter"] = _quality(
+        "lanepaint", help="lanepaint: our metrics (docs/metrics.md); videopainter: also every metric exactly as "
+        "VideoPainter's evaluation computes it, in a 'videopainter' block of eval_<video_id>.json and vp_* "
+        "columns of the results table")
     clip_score_model: str = _quality(CLIP_SCORE_MODEL, help="CLIP checkpoint of the CLIP score (hub id or folder)",
                                      aliases=("VP_CLIP_SCORE_MODEL",))
     clip_temporal_model: str = _quality(CLIP_TEMPORAL_MODEL, help="CLIP checkpoint of the temporal consistency",

@@ -110,7 +110,7 @@ def item_outputs(layout: Layout, run_id: str, folder: str, video_id: str) -> dic
 
 
 QUALITY_PARAMETERS = ("judge", "qwen_model", "caption_refine_iters", "caption_refine_temperature",
-                      "compliance_frames", "metrics", "clip_score_model", "clip_temporal_model")
+                      "compliance_frames", "metrics", "metrics_protocol", "clip_score_model", "clip_temporal_model")
 
 
 def parameters(cfg: EditConfig) -> dict[str, Any]:
@@ -172,7 +172,7 @@ def edit_item(cfg: EditConfig, layout: Layout, instruction: Instruction, inputs:
         info = {"original": inputs.clip.video_uri, "edited": uris["edit"], "masks": inputs.clip.masks_uri,
                 "mask_dilate_px": cfg.dilate_size, "fps": clip.fps}
         scores = quality.evaluate(layout, cfg.run_id, folder, video_id, inputs.frames, written, inputs.dilated,
-                                  instruction.text, info)
+                                  instruction.text, info, caption=result.caption_used)
     quality.finish_item(writer, result, compliance)
     sidecar = _sidecar(cfg, instruction, inputs, result, compliance, scores, out, uris, timings, memory, models,
                        quality, writer)

@@ -7,6 +7,9 @@
   ``edited - original`` with mean, median, a percentile bootstrap 95% interval of the mean
   (seeded), and a two-sided paired permutation test of "mean delta = 0" by sign flips: exact
   (all 2^n sign patterns) up to n = 16, else Monte Carlo with the (1 + hits) / (1 + draws) rule.
+- ``smallest_p_value``: the smallest p-value the sign-flip test can give for n pairs (2 / 2^n exactly):
+  below n = 6 it is at least 0.0625, so no effect however large can reach p < 0.05 (``too_few_pairs``).
+- ``holm_adjust``: Holm's step-down adjustment of the p-values of a run's instructions (family-wise error).
 """
 
 from __future__ import annotations
@@ -100,6 +103,33 @@ def paired_delta_stats(edited: np.ndarray, original: np.ndarray, bootstrap_sampl
     p, how = sign_flip_p_value(deltas, permutation_samples, seed)
     return DeltaStats(len(deltas), float(deltas.mean()), float(np.median(deltas)), low, high, p, how,
                       bootstrap_samples)
+
+
+def smallest_p_value(n: int, permutation_samples: int = 10000) -> float:
+    """The smallest two-sided sign-flip p-value attainable with ``n`` pairs (see ``sign_flip_p_value``)."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if n <= EXACT_PERMUTATION_MAX_N:
+        return 2.0 / 2.0**n              # only the observed signs and their mirror image reach |mean|
+    return 1.0 / (1.0 + permutation_samples)
+
+
+def too_few_pairs(n: int, alpha: float = 0.05, permutation_samples: int = 10000) -> bool:
+    """True when ``n`` pairs can never give p < ``alpha``, whatever the data."""
+    return smallest_p_value(n, permutation_samples) >= alpha
+
+
+def holm_adjust(p_values: list[float]) -> list[float]:
+    """Holm-adjusted p-values, in the input order: the k-th smallest (k from 0) times (m - k), made
+    monotone and capped at 1."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
 
 
 def finite_or_none(value: float | None) -> float | None:

@@ -20,7 +20,7 @@ import numpy as np
 from core import storage
 from core.errors import StorageError
 from core.runner import FAILED, RunSummary
-from vla.metrics import paired_delta_stats
+from vla.metrics import holm_adjust, paired_delta_stats, smallest_p_value, too_few_pairs
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,14 @@ def summarise(rows: list[dict[str, Any]], header: dict[str, Any], bootstrap_samp
             "instruction": next((r.get("instruction") for r in group if r.get("instruction")), None),
             "videos": [r["video_id"] for r in group],
             "deltas": [r["min_ade_meters"] - r["original_min_ade_meters"] for r in group],
-            "delta": stats.as_dict(),
+            "delta": {**stats.as_dict(), "smallest_attainable_p": smallest_p_value(stats.n, permutation_samples),
+                      "too_few_pairs": too_few_pairs(stats.n, permutation_samples=permutation_samples)},
             "plan_displacement": _displacement(group),
             "baseline": _baseline(group),
         }
+    adjusted = holm_adjust([info["delta"]["p_value"] for info in instructions.values()])
+    for info, p_holm in zip(instructions.values(), adjusted, strict=True):
+        info["delta"]["p_holm"] = p_holm
     return {
         **header,
         "counts": {"total": len(rows), "succeeded": len(good), "failed": len(rows) - len(good),
@@ -163,8 +167,13 @@ def report_text(s: dict[str, Any]) -> str:
     for folder, info in s["instructions"].items():
         d = info["delta"]
         lines.append(f"  {folder}: n={d['n']} mean {d['mean']:+.3f} median {d['median']:+.3f} "
-                     f"95% CI [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] p={d['p_value']:.4f} ({d['permutation']})"
+                     f"95% CI [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] p={d['p_value']:.4f} ({d['permutation']}), "
+                     f"Holm-adjusted over {len(s['instructions'])} instruction(s) p={d['p_holm']:.4f}"
                      + (f"  \"{info['instruction']}\"" if info.get("instruction") else ""))
+        if d.get("too_few_pairs"):
+            lines.append(f"      WARNING: n={d['n']} is too small for the test: its smallest attainable p is "
+                         f"{d['smallest_attainable_p']:.4f}, so p < 0.05 is impossible (n >= 6 needed); the "
+                         "interval is a bootstrap over so few clips and is not evidence of an effect")
         p = info.get("plan_displacement") or {}
         lines.append(f"      plan moved (original vs edited plan, paired samples): ADE mean "
                      f"{_f(p.get('ade_meters'), '.3f', ' m')} (median {_f(p.get('ade_meters_median'), '.3f', ' m')}, "

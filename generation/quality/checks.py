@@ -113,12 +113,14 @@ class Quality:
             raise LanepaintError(f"{video_id}: compliance check failed: {one_line(exc)}") from exc
 
     def evaluate(self, layout: Layout, run_id: str, folder: str, video_id: str, original: np.ndarray,
-                 edited: np.ndarray, masks: np.ndarray, instruction: str, info: dict[str, Any]) -> dict[str, Any] | None:
-        """Metrics of the edited clip and its eval files; a summary for the sidecar (None when off)."""
+                 edited: np.ndarray, masks: np.ndarray, instruction: str, info: dict[str, Any],
+                 caption: str | None = None) -> dict[str, Any] | None:
+        """Metrics of the edited clip and its eval files; a summary for the sidecar (None when off).
+        ``caption``: the video model's prompt (the text of VideoPainter's protocol CLIP score)."""
         if self.scorer is None:
             return None
         try:
-            scores = self.scorer.score(original, edited, masks, instruction)
+            scores = self.scorer.score(original, edited, masks, instruction, caption=caption)
         except Exception as exc:
             raise LanepaintError(f"{video_id}: metrics failed: {one_line(exc)}") from exc
         txt_uri, json_uri = write_eval(layout, run_id, folder, video_id, scores, info)
@@ -186,7 +188,7 @@ def load_quality(cfg: EditConfig, vlm: Any = None) -> Quality:
 
         try:
             scorer = QualityScorer(cfg.profile, cfg.cog_device, clip_score_model=cfg.clip_score_model,
-                                   clip_temporal_model=cfg.clip_temporal_model)
+                                   clip_temporal_model=cfg.clip_temporal_model, protocol=cfg.metrics_protocol)
         except (OSError, ValueError) as exc:
             raise LanepaintError(f"cannot load the CLIP models of the metrics ({cfg.clip_score_model}, "
                                  f"{cfg.clip_temporal_model}): {brief(exc)}") from None

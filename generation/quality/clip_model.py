@@ -73,6 +73,17 @@ class ClipEmbedder:
         return F.normalize(features.float(), dim=-1)
 
     @torch.inference_mode()
+    def squashed_image_embeds(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised float32 embeddings of float images [N,3,H,W] in [0,1], each squashed whole to the
+        model's square input (bilinear, antialiased) and NOT normalised by CLIP's mean and std: how
+        VideoPainter's evaluation feeds its temporal-consistency CLIP (``metrics_protocol=videopainter``)."""
+        size = (self.image_size, self.image_size)
+        x = F.interpolate(images.to(self.policy.device).float(), size=size, mode="bilinear", antialias=True,
+                          align_corners=False)
+        features = self._features(self.model.get_image_features(pixel_values=x.to(self.policy.dtype)))
+        return F.normalize(features.float(), dim=-1)
+
+    @torch.inference_mode()
     def text_embeds(self, texts: list[str]) -> torch.Tensor:
         """L2-normalised float32 text embeddings [N,D] (texts truncated to the model's 77 tokens)."""
         tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_text_tokens,

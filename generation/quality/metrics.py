@@ -32,6 +32,19 @@ except the clip PSNR):
   untouched frame no longer makes the clip's PSNR +inf (it did when the clip PSNR was the mean of the
   per-frame values). Only a clip identical in every frame has PSNR +inf (written as "inf").
 Pixel metrics run in float64 so they match the references to 1e-9; CLIP in the device dtype.
+
+``protocol="videopainter"`` adds a ``videopainter`` block computed exactly as VideoPainter's evaluation
+(``evaluate/metrics.py`` ``MetricsCalculator`` and ``eval_inpainting.py``) does, beside ours:
+
+- float32; clip value = plain mean of the per-frame values (PSNR's +inf included);
+- "masked" metrics compare the whole original with the edit multiplied by (1 - mask), not the masked
+  pixels of both (ours);
+- CLIP score against the caption of the video (here: the prompt the video model was given), every frame
+  counted (ours: the instruction, masked frames without mask pixels left out);
+- temporal consistency: each frame squashed whole to 224x224, bilinear, without CLIP's normalisation
+  (ours: resized on the short side, centre-cropped, normalised: at 1280x720, 56% of the width is never seen).
+SSIM is torchmetrics' >= 1.5 definition (reflect-padded borders averaged in) for both; torchmetrics < 1.5
+cropped the borders, so upstream numbers computed with it differ slightly.
 """
 
 from __future__ import annotations
@@ -58,6 +71,8 @@ PIXEL_KEYS = ("psnr", "ssim", "mse", "mae")
 # Frames per batch: large batches suit the GPU's caching allocator; on CPU every fresh 60+ MB
 # float64 temporary costs page faults, and 2 frames per batch ran 3.5x faster than 8 (bench/).
 GPU_BATCH, CPU_BATCH = 8, 2
+PROTOCOLS = ("lanepaint", "videopainter")
+VP_KEYS = ("psnr", "ssim", "lpips", "mse", "mae")
 
 LpipsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -171,9 +186,12 @@ class QualityScorer:
 
     def __init__(self, profile: str = "full", device: str | None = None, batch_size: int | None = None,
                  clip_score_model: str = CLIP_SCORE_MODEL, clip_temporal_model: str = CLIP_TEMPORAL_MODEL,
-                 cache_dir: str | None = None, lpips: bool = True):
+                 cache_dir: str | None = None, lpips: bool = True, protocol: str = "lanepaint"):
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"metrics protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        self.protocol = protocol
         self.profile = profile
         self.policy = resolve_device(device, profile)
         self.batch_size = batch_size or (GPU_BATCH if self.policy.is_cuda else CPU_BATCH)
@@ -201,9 +219,56 @@ class QualityScorer:
         if len(original) == 0:
             raise LanepaintError("the clip has no frames")
 
+    def _videopainter_pixels(self, o8: torch.Tensor, e8: torch.Tensor, m: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-frame values of VideoPainter's ``MetricsCalculator`` (evaluate/metrics.py, eval_inpainting.py):
+        float32 images in [0,1]; full frame (original, edit); "masked" = (original, edit x (1 - mask)),
+        upstream's call ``calculate_*(ori, comp, mask_gt=1-mask)``."""
+        a = o8.permute(0, 3, 1, 2).float() / 255.0
+        b = e8.permute(0, 3, 1, 2).float() / 255.0
+        outside = b * (1.0 - m[:, None].float())
+        out: dict[str, torch.Tensor] = {}
+        for prefix, other in (("", b), ("masked_", outside)):
+            diff = a - other
+            mse = (diff**2).mean(dim=(1, 2, 3))
+            out[f"{prefix}psnr"] = _psnr(mse)
+            out[f"{prefix}ssim"] = ssim_map(a, other).mean(dim=(1, 2, 3))
+            out[f"{prefix}mse"] = mse
+            out[f"{prefix}mae"] = diff.abs().mean(dim=(1, 2, 3))
+            if self.lpips is not None:
+                out[f"{prefix}lpips"] = self.lpips(a, other)
+        out["_squashed"] = self.clip_temporal.squashed_image_embeds(b)
+        out["_squashed_masked"] = self.clip_temporal.squashed_image_embeds(b * m[:, None].float())
+        return out
+
+    @staticmethod
+    def _videopainter_block(per: dict[str, torch.Tensor], score: torch.Tensor, score_m: torch.Tensor,
+                            caption: str) -> dict[str, Any]:
+        """Clip values as upstream reports them: the plain mean over frames (an identical frame's +inf
+        included), CLIP score of every frame against the caption, temporal consistency of squashed,
+        unnormalised frames."""
+        def mean(values: torch.Tensor) -> float:
+            return float(values.double().mean())
+
+        def temporal(embeds: torch.Tensor) -> float | None:
+            return mean((embeds[1:] * embeds[:-1]).sum(dim=-1)) if len(embeds) > 1 else None
+
+        block: dict[str, Any] = {"caption": caption}
+        for prefix in ("", "masked_"):
+            for key in VP_KEYS:
+                name = f"{prefix}{key}"
+                block[name] = mean(per[name]) if name in per else None
+        block["clip_score"] = mean(score)
+        block["masked_clip_score"] = mean(score_m)
+        block["temporal_consistency"] = temporal(per["_squashed"])
+        block["masked_temporal_consistency"] = temporal(per["_squashed_masked"])
+        return block
+
     @torch.inference_mode()
-    def score(self, original: np.ndarray, edited: np.ndarray, masks: np.ndarray, instruction: str) -> dict[str, Any]:
-        """Every metric of one clip (see the module docstring), plus the quality label."""
+    def score(self, original: np.ndarray, edited: np.ndarray, masks: np.ndarray, instruction: str,
+              caption: str | None = None) -> dict[str, Any]:
+        """Every metric of one clip (see the module docstring), plus the quality label. With the
+        ``videopainter`` protocol also a ``videopainter`` block (its CLIP text: ``caption``, else the
+        instruction)."""
         original, edited, masks = np.asarray(original), np.asarray(edited), np.asarray(masks)
         self._check(original, edited, masks)
         device = torch.device(self.policy.device)
@@ -211,6 +276,7 @@ class QualityScorer:
         per: dict[str, dict[str, list[torch.Tensor]]] = {k: {} for k in ("full", "masked", "background")}
         emb: dict[str, list[torch.Tensor]] = {"score": [], "score_m": [], "temp": [], "temp_m": []}
         mask_pixels: list[torch.Tensor] = []
+        vp: dict[str, list[torch.Tensor]] = {}
         text = self.clip_score.text_embeds([instruction])
         starts = range(0, frames, self.batch_size)
         for start in progress(starts, desc="metrics", total=len(starts), unit="batch"):
@@ -236,6 +302,9 @@ class QualityScorer:
             emb["temp"].append(self.clip_temporal.image_embeds(e8))
             emb["temp_m"].append(self.clip_temporal.image_embeds(e_masked))
             mask_pixels.append(m.flatten(1).sum(dim=1))
+            if self.protocol == "videopainter":
+                for key, value in self._videopainter_pixels(o8, e8, m).items():
+                    vp.setdefault(key, []).append(value)
         pixels = torch.cat(mask_pixels)
         present = pixels > 0
         coverage = float(pixels.sum())
@@ -274,6 +343,13 @@ class QualityScorer:
             "lpips": {"available": self.lpips is not None, "reason": self.lpips_reason},
             "profile": self.profile,
         }
+        if self.protocol == "videopainter":
+            vp_caption = caption or instruction
+            vp_text = self.clip_score.text_embeds([vp_caption])[0]
+            joined = {k: torch.cat(v) for k, v in vp.items()}
+            out["videopainter"] = self._videopainter_block(
+                joined, 100.0 * (clip["score"] @ vp_text).clamp(min=0), 100.0 * (clip["score_m"] @ vp_text).clamp(min=0),
+                vp_caption)
         out["label"] = quality_label(out["full"])
         log.info("metrics: PSNR %s SSIM %s label %s", _fmt(out["full"]["psnr"]), _fmt(out["full"]["ssim"]),
                  out["label"]["label"])

@@ -90,6 +90,7 @@ def eval_record(video_id: str, scores: Mapping[str, Any], info: Mapping[str, Any
         "lpips": scores.get("lpips"),
         "profile": scores.get("profile"),
         "per_frame": scores.get("per_frame"),
+        **({"videopainter": scores["videopainter"]} if scores.get("videopainter") else {}),
     })
 
 
@@ -136,6 +137,14 @@ def format_eval_txt(record: Mapping[str, Any]) -> str:
         for key, name in _ROWS:
             if key in values:
                 lines.append(f"  {name:<33} {_number(key, values[key], lpips_reason)}")
+    vp = record.get("videopainter")
+    if vp:
+        lines += ["", "VideoPainter's protocol (--metrics-protocol videopainter; see docs/metrics.md)",
+                  f"  caption of the CLIP score: {vp.get('caption')}"]
+        for prefix, title in (("", "full frame"), ("masked_", "masked (original vs edit x (1 - mask))")):
+            values = "  ".join(f"{name} {_number(key, vp.get(prefix + key), lpips_reason)}" for key, name in _ROWS
+                               if prefix + key in vp)
+            lines.append(f"  {title}: {values}")
     label = record.get("label") or {}
     earned = label.get("earned") or {}
     parts = [f"{k.upper()} {op} {t:g}: {'yes' if earned.get(k) else 'no'}" for k, op, t in THRESHOLDS]

@@ -193,3 +193,25 @@ def test_render_cli_one_file_and_a_folder(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 skipped" in out and "FAILED x_vis_data.npz: x_vis_data.npz: unreadable npz" in out
     assert main(["render", str(tmp_path / "nothing")]) == 2
+
+
+def test_smallest_attainable_p_matches_the_exact_test_at_its_extreme():
+    """With every delta of one sign, the exact test gives its smallest p: 2 / 2^n; below n = 6 that is >= 0.0625."""
+    from vla.metrics import smallest_p_value, too_few_pairs
+
+    for n in range(1, 9):
+        p, _ = sign_flip_p_value(np.linspace(1.0, 2.0, n))
+        assert p == pytest.approx(smallest_p_value(n))
+        assert too_few_pairs(n) == (n < 6)
+    assert smallest_p_value(40, permutation_samples=999) == pytest.approx(1 / 1000)
+
+
+def test_holm_adjustment_by_hand():
+    """Reference values computed by hand (Holm 1979): sorted p (0.01, 0.02, 0.03, 0.5) x (4, 3, 2, 1),
+    made monotone: 0.04, 0.06, 0.06, 0.5, returned in the input order."""
+    from vla.metrics import holm_adjust
+
+    assert holm_adjust([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.06, 0.5, 0.04, 0.06])
+    assert holm_adjust([0.4, 0.6]) == pytest.approx([0.8, 0.8])        # capped by monotonicity, then <= 1
+    assert holm_adjust([0.9, 0.8]) == pytest.approx([1.0, 1.0])
+    assert holm_adjust([]) == []
