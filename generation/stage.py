@@ -120,14 +120,15 @@ def write_reports(layout: Layout, cfg: EditConfig, instructions: tuple[Instructi
                          "iterations": details.get("iterations"),
                          "compliance_fraction": details.get("compliance_fraction"),
                          "quality_label": details.get("quality_label")})
+        width = max([len("video")] + [len(r["video_id"]) for r in rows])     # real ids are 61 characters
         lines = [f"instruction: {inst.text}", f"folder: {inst.folder}", f"run: {cfg.run_id} (data {cfg.data_run_id}, "
-                 f"profile {cfg.profile})", "", f"{'video':<40} {'status':<8} {'first_frame':>11} "
+                 f"profile {cfg.profile})", "", f"{'video':<{width}} {'status':<8} {'first_frame':>11} "
                  f"{'video_gen':>10} {'quality':>8} {'upload':>8} {'total':>8}  {'verdict':<11} {'iters':>5} "
                  f"{'compliance':>10}  {'label':<9}  error"]
         for r in rows:
             t = r["timings"]
             ok = r["status"] == OK
-            lines.append(f"{r['video_id']:<40} {r['status']:<8} {t.get('first_frame', 0):>11.2f} "
+            lines.append(f"{r['video_id']:<{width}} {r['status']:<8} {t.get('first_frame', 0):>11.2f} "
                          f"{t.get('video_generation', 0):>10.2f} {t.get('compliance', 0) + t.get('metrics', 0):>8.2f} "
                          f"{t.get('upload', 0):>8.2f} {r['seconds']:>8.2f}  {(r['verdict'] or '-') if ok else '-':<11} "
                          f"{(r['iterations'] or '-') if ok else '-':>5} "

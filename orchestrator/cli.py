@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "edit": ("generation.cli", "stage 2: repaint lane markings in a segmentation run's clips (FluxFill + "
                                "VideoPainter)"),
     "evaluate": ("vla.cli", "stage 3: driving model (Alpamayo-R1 or baseline) on original vs edited clips, minADE"),
+    "report": ("orchestrator.report_cli", "rebuild a run's results table (CSV, Parquet) and its HTML report from "
+                                          "the per-item records"),
     "render": ("vla.render_cli", "overlay and comparison videos from stage 3's *_vis_data.npz files"),
     "fetch-dataset": ("vla.fetch_cli", "download the PhysicalAI-AV files some clips need into a Hugging Face cache "
                                        "(stage 3 then reads them offline)"),

@@ -147,11 +147,21 @@ def _evaluate(state: DemoState) -> str:
             f"report {report.extra.get('report_uri', '')}")
 
 
+def _report(state: DemoState) -> str:
+    from orchestrator.run_report import write_run_results
+
+    if state.results.get("edit") is None:
+        return "skipped: no stage-2 output"
+    written = write_run_results(state.output_root, state.run_id)
+    return f"{written.rows} row(s) -> {written.uris['html']} (table: {written.uris['csv']})"
+
+
 STEPS: tuple[tuple[str, Callable[[DemoState], str]], ...] = (
     ("synthesise input clip", _synthesise),
     ("1 segment (SAM2)", _segment),
     ("2 edit (FluxFill+VideoPainter)", _edit),
     ("3 evaluate (driving model)", _evaluate),
+    ("results table and HTML report", _report),
 )
 
 

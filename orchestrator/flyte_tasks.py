@@ -33,7 +33,7 @@ import flyte.errors
 
 from core import storage
 from core.config import build_config, strip_optional, type_hints
-from core.errors import LanepaintError, UsageError
+from core.errors import LanepaintError, UsageError, brief
 from core.stage_spec import StageSpec
 from orchestrator.deploy import DeploySettings
 from orchestrator.plan import (
@@ -144,7 +144,29 @@ async def run_pipeline(values: Mapping[str, Any]) -> PipelineResult:
     for stage in the_plan.stages:
         result.reports.append(await run_stage(stage, request.concurrency, request.videos_per_shard))
     result.next_command = next_command(request)
+    await _run_results(result)
     return result
+
+
+async def _run_results(result: PipelineResult) -> None:
+    """The run's table and HTML report (``run_report``), also shown as this task's Flyte report."""
+    from orchestrator.run_report import write_run_results
+
+    if not any(r.stage in ("edit", "evaluate") for r in result.reports):
+        result.results_note = "none: the table and report start with stage 2"
+        return
+    try:
+        written = write_run_results(result.output_root, result.run_id)
+    except Exception as exc:   # the stages' outputs stand; the report can be rebuilt with `lanepaint report`
+        result.results_note = f"failed: {brief(exc)} (rebuild with lanepaint report)"
+        log.error("results of run %s: %s", result.run_id, result.results_note)
+        return
+    result.results = written.uris
+    if getattr(flyte.ctx(), "mode", "local") != "local":
+        try:
+            await flyte.report.replace.aio(written.html, do_flush=True)
+        except Exception as exc:
+            log.warning("could not publish the Flyte report: %s", brief(exc))
 
 
 # ---- entry points -----------------------------------------------------------------------------
@@ -203,7 +225,7 @@ def entry_point(env: flyte.TaskEnvironment, name: str, module: str, stages: str 
     entry.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d, annotation=t) for n, t, d in params],
         return_annotation=PipelineResult)
-    return env.task(entry)
+    return env.task(entry, report=True)
 
 
 def driver_environment(name: str, depends_on: list[flyte.TaskEnvironment]) -> flyte.TaskEnvironment:

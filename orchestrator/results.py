@@ -49,10 +49,13 @@ class PipelineResult:
     output_root: str
     reports: list[StageReport] = field(default_factory=list)
     next_command: str = ""
+    results: dict[str, str] = field(default_factory=dict)    # csv, parquet, html URIs of the run's results
+    results_note: str = ""                                   # why there are none, or why they failed
 
     @property
     def exit_code(self) -> int:
-        return max((r.exit_code for r in self.reports), default=0)
+        failed_results = 1 if self.results_note.startswith("failed") else 0
+        return max([r.exit_code for r in self.reports] + [failed_results])
 
     def lines(self) -> list[str]:
         out = [f"run {self.run_id} (stages {self.stages}) -> {self.output_root}"]
@@ -61,6 +64,11 @@ class PipelineResult:
             out += [f"      FAILED {item}: {reason}" for item, reason in sorted(report.failed.items())]
             if report.manifest_uri:
                 out.append(f"      manifest: {report.manifest_uri}")
+        if self.results:
+            out.append("results (one row per clip x instruction, and the report to open):")
+            out += [f"  {kind:<8} {uri}" for kind, uri in self.results.items()]
+        elif self.results_note:
+            out.append(f"results: {self.results_note}")
         if self.next_command:
             out.append(f"next: {self.next_command}")
         return out

@@ -10,6 +10,7 @@ def file_sections() -> list[type]:
     from generation.config import EditConfig
     from orchestrator.demo import DemoConfig
     from orchestrator.plan import PipelineRequest
+    from orchestrator.report_cli import ReportConfig
     from segmentation.config import SegmentConfig
     from synthetic.cli import SynthConfig
     from training.dataset_config import DatasetFilterConfig, DatasetGenerateConfig
@@ -17,7 +18,7 @@ def file_sections() -> list[type]:
     from vla.config import EvaluateConfig, FetchDatasetConfig, RenderConfig
 
     return [PipelineRequest, SegmentConfig, EditConfig, EvaluateConfig, RenderConfig, FetchDatasetConfig,
-            DatasetGenerateConfig,
+            ReportConfig, DatasetGenerateConfig,
             DatasetFilterConfig, LoraTrainConfig, SynthConfig, DemoConfig, LogSettings]
 
 

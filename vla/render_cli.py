@@ -1,6 +1,7 @@
 """``lanepaint render``: overlay and comparison videos from one ``*_vis_data.npz`` or every one under a
-folder: ``<stem>_overlay.mp4`` and ``<stem>_comparison.mp4`` next to each file, or in ``--out``.
-A file that fails is reported on one line and the others go on."""
+folder: ``<stem>_overlay.mp4`` and ``<stem>_comparison.mp4`` next to each file, or under ``--out`` at the
+file's path relative to the source folder (so the same clip under two instruction folders gets two pairs of
+videos, not one). A file that fails is reported on one line and the others go on."""
 
 from __future__ import annotations
 
@@ -49,11 +50,19 @@ def find_vis_files(source: str) -> list[str]:
     return files
 
 
-def video_uris(npz_uri: str, out_dir: str | None) -> tuple[str, str]:
+def relative_name(npz_uri: str, source: str) -> str:
+    """The file's path under the source folder (its name when the source is the file itself)."""
+    root = source.rstrip("/") + "/"
+    return npz_uri[len(root):] if npz_uri.startswith(root) else storage.basename(npz_uri)
+
+
+def video_uris(npz_uri: str, out_dir: str | None, source: str = "") -> tuple[str, str]:
     name = storage.basename(npz_uri)
     stem = name[: -len(NPZ_SUFFIX)] if name.endswith(NPZ_SUFFIX) else name.rsplit(".", 1)[0]
     if out_dir:
-        return storage.join(out_dir, f"{stem}_overlay.mp4"), storage.join(out_dir, f"{stem}_comparison.mp4")
+        folder = relative_name(npz_uri, source)[: -len(name)].strip("/")
+        base = storage.join(out_dir, folder) if folder else out_dir
+        return storage.join(base, f"{stem}_overlay.mp4"), storage.join(base, f"{stem}_comparison.mp4")
     base = npz_uri[: -len(name)]
     return base + f"{stem}_overlay.mp4", base + f"{stem}_comparison.mp4"
 
@@ -66,15 +75,16 @@ def render_all(cfg: RenderConfig) -> RunSummary:
     files = find_vis_files(cfg.source)
 
     def done(uri: str) -> bool:
-        return all(storage.exists(u) for u in video_uris(uri, cfg.out_dir))
+        return all(storage.exists(u) for u in video_uris(uri, cfg.out_dir, cfg.source))
 
     def render_one(uri: str, timings: Timings) -> dict[str, str]:
         with timings.phase("load"):
             vis = visdata.load(uri)
-        overlay, comparison = video_uris(uri, cfg.out_dir)
+        overlay, comparison = video_uris(uri, cfg.out_dir, cfg.source)
         with timings.phase("render"):
             write_videos(vis, overlay, comparison, cfg.fps)
         return {"overlay": overlay, "comparison": comparison}
 
-    runner = ItemRunner("render", item_id=storage.basename, is_done=done, overwrite=cfg.overwrite)
+    runner = ItemRunner("render", item_id=lambda uri: relative_name(uri, cfg.source), is_done=done,
+                        overwrite=cfg.overwrite)
     return runner.run(files, render_one)

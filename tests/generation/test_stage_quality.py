@@ -105,10 +105,10 @@ def test_scripted_verdicts_drive_fluxfill_and_failures_stay_per_item(stage1, flu
 
     score = generation.quality.metrics.QualityScorer.score
 
-    def failing_score(self, original, edited, masks, instruction):
+    def failing_score(self, original, edited, masks, instruction, caption=None):
         if KEYS[WHITE] in instruction:
             raise RuntimeError("CUDA out of memory")
-        return score(self, original, edited, masks, instruction)
+        return score(self, original, edited, masks, instruction, caption=caption)
 
     monkeypatch.setattr(generation.quality.metrics.QualityScorer, "score", failing_score)
     vlm = ScriptedVLM(

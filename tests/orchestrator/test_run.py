@@ -2,7 +2,9 @@
 emulator), then reusing a segmentation run with --stages 23 and sharded stages, then stage 3 through
 `flyte run --local workflow_master.py`. Tiny models, 49-frame 96x64 clips."""
 
+import csv
 import fnmatch
+import io
 import json
 import os
 import shutil
@@ -105,6 +107,13 @@ def test_whole_pipeline_on_gs(gcs_emulator, av, capsys):
         manifest = json.loads(storage.read_text(layout.path(stage, "g1", "manifest.json")))
         assert manifest["profile"] == "tiny" and manifest["counts"] == {"ok": 1} and manifest["models"]
     assert json.loads(storage.read_text(layout.alpamayo_summary("g1")))["counts"]["succeeded"] == 1
+    # the run ends with its table and report, on gs:// too; the report links to the objects in the console
+    assert "results (one row per clip x instruction, and the report to open):" in out
+    assert f"html     {layout.report_html('g1')}" in out
+    rows = storage.read_text(layout.results_table("g1", "csv")).splitlines()
+    assert len(rows) == 2 and storage.exists(layout.results_table("g1", "parquet"))
+    page = storage.read_text(layout.report_html("g1"))
+    assert f"https://storage.cloud.google.com/{BUCKET}/" in page and "data:image/jpeg;base64," in page
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +154,9 @@ def test_stages_23_reuse_the_segmentation_run_in_two_shards_each(segmented, av, 
     assert summary["video_data"] == layout.vp_run("e1")
     manifest = json.loads(storage.read_text(layout.path("vp", "e1", "manifest.json")))
     assert manifest["counts"] == {"ok": 2} and manifest["config"]["data_run_id"] == "s1"
+    rows = list(csv.DictReader(io.StringIO(storage.read_text(layout.results_table("e1", "csv")))))
+    assert len(rows) == 2 and all(r["road_coverage_mean"] for r in rows)     # stage 1's stats of run s1
+    assert all(r["seed_video"] == "7" and r["min_ade_edited_m"] for r in rows)
 
 
 @pytest.mark.slow

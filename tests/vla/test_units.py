@@ -191,8 +191,24 @@ def test_render_cli_one_file_and_a_folder(tmp_path, capsys):
     capsys.readouterr()
     assert main(["render", str(tmp_path / "runs")]) == 1
     out = capsys.readouterr().out
-    assert "1 skipped" in out and "FAILED x_vis_data.npz: x_vis_data.npz: unreadable npz" in out
+    assert "1 skipped" in out and "FAILED b/x_vis_data.npz: x_vis_data.npz: unreadable npz" in out
     assert main(["render", str(tmp_path / "nothing")]) == 2
+
+
+def test_render_out_keeps_one_pair_of_videos_per_instruction(tmp_path, capsys):
+    """The same clip under two instruction folders: --out used to name files by clip only, so the second
+    was skipped as 'already complete' and its videos were never written."""
+    name = "clip-a.camera_front_wide_120fov"
+    for folder in ("lane_double_yellow_solid", "lane_single_white_dashed"):
+        path = tmp_path / "run" / folder / name / f"{name}_vis_data.npz"
+        path.parent.mkdir(parents=True)
+        visdata.save(_vis(), str(path))
+    out = tmp_path / "videos"
+    assert main(["render", str(tmp_path / "run"), "--out", str(out), "--fps", "8"]) == 0
+    assert "2 ok" in capsys.readouterr().out
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.mp4"))
+    assert written == [f"{folder}/{name}/{name}_{kind}.mp4" for folder in ("lane_double_yellow_solid",
+                       "lane_single_white_dashed") for kind in ("comparison", "overlay")]
 
 
 def test_smallest_attainable_p_matches_the_exact_test_at_its_extreme():
