@@ -10,6 +10,7 @@ crash never leaves a half file under the final name.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -47,9 +48,18 @@ def scheme(uri: str) -> str:
         return "local"
     if proto == "gcs":
         return "gs"
-    if proto not in REMOTE_SCHEMES:
-        raise StorageError(f"unsupported URI {uri!r}: scheme {proto}:// (use a path, file://, gs:// or memory://)")
+    if proto not in REMOTE_SCHEMES and proto not in _fsspec_protocols():
+        raise StorageError(f"unsupported URI {uri!r}: scheme {proto}:// is not an fsspec protocol (use a path, "
+                           "file://, gs://, s3://, az://, hf://, https:// ...)")
     return proto
+
+
+@functools.lru_cache(maxsize=1)
+def _fsspec_protocols() -> frozenset[str]:
+    """Every protocol fsspec knows (its filesystem package may still be missing: see ``filesystem``)."""
+    from fsspec.registry import known_implementations, registry
+
+    return frozenset(known_implementations) | frozenset(registry)
 
 
 def is_local(uri: str) -> bool:
@@ -127,7 +137,14 @@ def filesystem(uri: str) -> tuple[Any, str]:
         return _gcs(), body.strip("/")
     import fsspec
 
-    return fsspec.filesystem("memory"), "/" + body.strip("/")
+    if kind == "memory":
+        return fsspec.filesystem("memory"), "/" + body.strip("/")
+    try:
+        return fsspec.core.url_to_fs(uri)    # the protocol's own URL parsing (host, bucket, ...)
+    except ImportError as exc:     # e.g. s3:// without s3fs: fsspec's message names the package
+        raise StorageError(f"{kind}:// needs a filesystem package that is not installed: {brief(exc, 200)}") from None
+    except Exception as exc:
+        raise StorageError(f"{uri}: {kind}:// cannot be used: {brief(exc, 200)}") from None
 
 
 def check_output_root(root: str) -> None:
@@ -172,9 +189,10 @@ def _to_uri(kind_uri: str, path: str) -> str:
     kind = scheme(kind_uri)
     if kind == "local":
         return path
-    if kind == "gs":
-        return "gs://" + path.lstrip("/")
-    return "memory://" + path.lstrip("/")
+    if kind == "memory":
+        return "memory://" + path.lstrip("/")
+    fs, _ = filesystem(kind_uri)
+    return fs.unstrip_protocol(path)
 
 
 def join(base: str, *parts: str) -> str:

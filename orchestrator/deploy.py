@@ -15,6 +15,9 @@ def _deploy(default: object, env: str, help: str) -> object:
     return setting(default, help=help, env=env, flag=None, pipeline=False)
 
 
+IMAGE_NAMES = ("orchestrator", "segmentation", "generation", "vla")   # Image.from_ref_name(...) of the DAG
+
+
 @dataclass(frozen=True)
 class DeploySettings(Settings):
     SECTION: ClassVar[str] = "deploy"
@@ -35,16 +38,20 @@ class DeploySettings(Settings):
                           "(default: per stage)")
     retries: int = _deploy(2, "LANEPAINT_RETRIES", "retries of a stage task after a transient error (OOM, "
                            "preemption, storage)")
-    cache_version: str = _deploy(f"lanepaint-{__version__}", "LANEPAINT_CACHE_VERSION",
-                                 "Flyte cache version of the stage tasks (bump to recompute)")
+    cache_version: str = _deploy("", "LANEPAINT_CACHE_VERSION",
+                                 "Flyte cache version of the stage tasks (empty: lanepaint-<version>-<image tag>, "
+                                 "or -<git revision> when the tag is latest: a code change is a cache miss)")
+    hf_secret: str = _deploy("hf-token", "LANEPAINT_HF_SECRET",
+                             "Flyte secret holding a Hugging Face read token, given to the stage pods as HF_TOKEN "
+                             "(flyte create secret hf-token; empty: none)")
 
     def validate(self) -> None:
         import flyte
 
         if self.retries < 0:
             raise UsageError(f"LANEPAINT_RETRIES must be >= 0, got {self.retries}")
-        if not self.image_tag or not self.cache_version:
-            raise UsageError("LANEPAINT_IMAGE_TAG and LANEPAINT_CACHE_VERSION must not be empty")
+        if not self.image_tag:
+            raise UsageError("LANEPAINT_IMAGE_TAG must not be empty")
         try:
             flyte.Resources(gpu=self.gpu_request)
         except (TypeError, ValueError):
@@ -54,6 +61,35 @@ class DeploySettings(Settings):
     @property
     def gpu_request(self) -> str | None:
         return None if self.gpu.strip().lower() in ("", "none", "0") else self.gpu.strip()
+
+    @property
+    def effective_cache_version(self) -> str:
+        """The cache version the tasks carry: the configured one, else the package version with the image tag
+        (or the git revision when the tag is the moving ``latest``)."""
+        if self.cache_version:
+            return self.cache_version
+        if self.image_tag != "latest":
+            return f"lanepaint-{__version__}-{self.image_tag}"
+        from core.manifest import git_revision
+
+        return f"lanepaint-{__version__}-{(git_revision() or 'unknown')[:12]}"
+
+    def image_refs(self) -> dict[str, str]:
+        """Image name -> URI for every image of the DAG (``flyte run --image name=uri`` / ``flyte.init(images=)``)."""
+        return {name: self.image(name) for name in IMAGE_NAMES}
+
+    def pod_env(self) -> dict[str, str]:
+        """Every deployment setting as the environment variable it is read from, resolved here (the submitter):
+        set on every task environment, so a pod that rebuilds the tasks sees what the submitter chose."""
+        from core.config import env_of, settings_fields
+
+        out = {}
+        for field in settings_fields(type(self)):
+            name = env_of(type(self), field)
+            value = self.effective_cache_version if field.name == "cache_version" else getattr(self, field.name)
+            if name:
+                out[name] = str(value)
+        return out
 
     def image(self, name: str) -> str:
         """``<registry>/lanepaint-<name>:<tag>`` unless the full name is configured."""

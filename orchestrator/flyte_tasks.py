@@ -55,20 +55,22 @@ SETTINGS = build_config(DeploySettings)
 RETRIES = flyte.RetryStrategy(count=SETTINGS.retries, backoff=flyte.Backoff(
     base=timedelta(seconds=15), factor=2.0, cap=timedelta(minutes=5)))
 CLUSTER_CONCURRENCY = 4   # shards at a time on a cluster when the request leaves concurrency at 0
-CACHE = flyte.Cache(behavior="override", version_override=SETTINGS.cache_version)
+CACHE = flyte.Cache(behavior="override", version_override=SETTINGS.effective_cache_version)
+POD_ENV = SETTINGS.pod_env()      # what the submitter chose travels with every task (see deploy.py)
+SECRETS = [flyte.Secret(key=SETTINGS.hf_secret, as_env_var="HF_TOKEN")] if SETTINGS.hf_secret else []
 
 
 def _stage_envs(spec: StageSpec) -> tuple[flyte.TaskEnvironment, flyte.TaskEnvironment]:
     """(GPU environment of the stage's shards, CPU environment of its finalize task), same image."""
-    image = SETTINGS.image(spec.image)
+    image = flyte.Image.from_ref_name(spec.image)   # resolved by flyte run/deploy --image <name>=<uri>
     env = flyte.TaskEnvironment(
-        name=f"lanepaint_{spec.image}", image=image, cache=CACHE,
+        name=f"lanepaint_{spec.image}", image=image, cache=CACHE, env_vars=POD_ENV, secrets=SECRETS,
         resources=flyte.Resources(cpu=SETTINGS.cpu or spec.cpu, memory=SETTINGS.memory or spec.memory,
                                   gpu=SETTINGS.gpu_request),
         description=f"lanepaint stage {spec.number} ({spec.title}): one shard of videos per task, models loaded once")
     report_env = flyte.TaskEnvironment(
         name=f"lanepaint_{spec.image}_report", image=image, resources=flyte.Resources(cpu="2", memory="8Gi"),
-        description=f"lanepaint stage {spec.number}: run manifest and reports after every shard")
+        env_vars=POD_ENV, description=f"lanepaint stage {spec.number}: run manifest and reports after every shard")
     return env, report_env
 
 
@@ -230,7 +232,7 @@ def entry_point(env: flyte.TaskEnvironment, name: str, module: str, stages: str 
 
 def driver_environment(name: str, depends_on: list[flyte.TaskEnvironment]) -> flyte.TaskEnvironment:
     """A light environment (orchestrator image, no GPU) for entry tasks that call stage tasks."""
-    return flyte.TaskEnvironment(name=name, image=SETTINGS.image("orchestrator"),
+    return flyte.TaskEnvironment(name=name, image=flyte.Image.from_ref_name("orchestrator"), env_vars=POD_ENV,
                                  resources=flyte.Resources(cpu="1", memory="2Gi"), depends_on=depends_on,
                                  description="lanepaint driver: plans the run and fans the stages out")
 

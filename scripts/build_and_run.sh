@@ -27,8 +27,10 @@
 #                    (`lanepaint env` lists them). HF_TOKEN is never forwarded as a run variable: give it to
 #                    the cluster as a secret, or to docker compose from your shell.
 #
-# Images are tagged <name>:<MASTER_RUN_ID> and <name>:latest with MASTER_RUN_ID=<RUN_ID>_<YYYYMMDD_HHMMSS>;
-# only the images of the chosen stages (and the orchestrator, on a cluster) are built.
+# Images are tagged <name>:<MASTER_RUN_ID> and <name>:latest with MASTER_RUN_ID=<RUN_ID>_<YYYYMMDD_HHMMSS>
+# (run_<YYYYMMDD_HHMMSS> when RUN_ID is not given); only the images of the chosen stages (and the
+# orchestrator, on a cluster) are built. On a cluster every image reaches Flyte as `flyte run --image
+# <name>=<uri>` (the DAG's environments use Image.from_ref_name), so the driver pod resolves the same images.
 set -euo pipefail
 
 die() { echo "build_and_run: error: $*" >&2; exit 2; }
@@ -48,8 +50,12 @@ ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT_DIR"
 
 STAMP="${STAMP:-$(date +%Y%m%d_%H%M%S)}"
-RUN_ID="${RUN_ID:-run_${STAMP}}"
-MASTER_RUN_ID="${RUN_ID}_${STAMP}"
+if [[ -n "${RUN_ID:-}" ]]; then
+    MASTER_RUN_ID="${RUN_ID}_${STAMP}"
+else                      # the default run id carries the stamp already: do not repeat it
+    RUN_ID="run_${STAMP}"
+    MASTER_RUN_ID="$RUN_ID"
+fi
 STAGES="${STAGES:-123}"
 PROFILE="${PROFILE:-full}"
 LOCAL="${LOCAL:-0}"
@@ -126,9 +132,11 @@ if [[ "${SKIP_BUILD:-0}" == 1 ]]; then TAG="$IMAGE_TAG"; else TAG="$MASTER_RUN_I
 image_ref() { echo "${REGISTRY:+$REGISTRY/}lanepaint-$1:$2"; }
 built() { [[ "${SKIP_BUILD:-0}" != 1 && " ${IMAGES[*]} " == *" $1 "* ]]; }
 IMAGE_ENV=()   # the images the DAG's environments use: this run's builds, else IMAGE_TAG
+IMAGE_ARGS=()  # the same as flyte run --image <name>=<uri>
 for name in orchestrator segmentation generation vla; do
     if built "$name"; then tag="$MASTER_RUN_ID"; else tag="$IMAGE_TAG"; fi
     IMAGE_ENV+=("LANEPAINT_${name^^}_IMAGE=$(image_ref "$name" "$tag")")
+    IMAGE_ARGS+=(--image "$name=$(image_ref "$name" "$tag")")
 done
 
 # ---- settings forwarded to every stage --------------------------------------------------------
@@ -207,7 +215,7 @@ else
     cmd+=(run)
     [[ -n "${FLYTE_PROJECT:-}" ]] && cmd+=(--project "$FLYTE_PROJECT")
     [[ -n "${FLYTE_DOMAIN:-}" ]] && cmd+=(--domain "$FLYTE_DOMAIN")
-    cmd+=(--name "lanepaint-${MASTER_RUN_ID//[^A-Za-z0-9-]/-}")
+    cmd+=(--name "lanepaint-${MASTER_RUN_ID//[^A-Za-z0-9-]/-}" "${IMAGE_ARGS[@]}")
     for kv in "${FORWARD[@]}"; do cmd+=(-e "$kv"); done
     cmd+=(workflow_master.py "${ENTRY[$STAGES]}" --run_id "$RUN_ID" --output_root "$OUTPUT_ROOT"
           --profile "$PROFILE" --concurrency "$CONCURRENCY" --videos_per_shard "$VIDEOS_PER_SHARD")
@@ -218,12 +226,12 @@ else
     fi
     has 2 && ! has 1 && cmd+=(--data_run_id "$DATA_RUN_ID")
     has 3 && ! has 2 && cmd+=(--video_data "$VIDEO_DATA")
-    step env "${IMAGE_ENV[@]}" "${cmd[@]}"    # workflow_master.py reads its images from LANEPAINT_*_IMAGE
+    step env "${IMAGE_ENV[@]}" "${cmd[@]}"    # the images as --image refs; the settings travel with the tasks
 fi
 
 # ---- what next ----------------------------------------------------------------------------------
 case "${STAGES: -1}" in
     1) echo "next: STAGES=23 DATA_RUN_ID=$RUN_ID RUN_ID=<new run id> OUTPUT_ROOT=$OUTPUT_ROOT scripts/build_and_run.sh" ;;
     2) echo "next: STAGES=3 RUN_ID=$RUN_ID VIDEO_DATA=$OUTPUT_ROOT/vp/$RUN_ID OUTPUT_ROOT=$OUTPUT_ROOT scripts/build_and_run.sh" ;;
-    3) echo "report: $OUTPUT_ROOT/alpamayo/$RUN_ID/${RUN_ID}_report.txt" ;;
+    3) echo "report: $OUTPUT_ROOT/reports/$RUN_ID/report.html (table: results.parquet; stage 3: $OUTPUT_ROOT/alpamayo/$RUN_ID/${RUN_ID}_report.txt)" ;;
 esac

@@ -63,6 +63,9 @@ def test_plan_for_all_three_stages(tmp_path):
     assert len(_commands(out.stdout, "docker push")) == 8
     images, flyte = _flyte(out.stdout)
     assert images["LANEPAINT_VLA_IMAGE"] == f"reg.example/p/lanepaint-vla:r1_{STAMP}" and len(images) == 4
+    refs = [flyte[i + 1] for i, a in enumerate(flyte) if a == "--image"]      # Image.from_ref_name(<name>)
+    assert refs == [f"{n}=reg.example/p/lanepaint-{n}:r1_{STAMP}" for n in ("orchestrator", "segmentation",
+                                                                             "generation", "vla")]
     assert flyte[:5] == ["flyte", "--config", "/cfg.yaml", "run", "--project"]
     assert flyte[flyte.index("workflow_master.py") + 1] == "master_pipeline"
     assert _option(flyte, "--run_id") == "r1" and _option(flyte, "--output_root") == "gs://b/out"
@@ -75,7 +78,16 @@ def test_plan_for_all_three_stages(tmp_path):
     for where in ("gs://b/out/sam2/r1", "gs://b/out/preprocessed_data_vp/r1", "gs://b/out/vp/r1",
                   "gs://b/out/alpamayo/r1"):
         assert where in out.stdout
-    assert "report: gs://b/out/alpamayo/r1/r1_report.txt" in out.stdout
+    assert "report: gs://b/out/reports/r1/report.html" in out.stdout
+
+
+def test_without_a_run_id_the_stamp_is_not_repeated(tmp_path):
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHON": sys.executable, "STAMP": STAMP,
+           "STAGES": "3", "OUTPUT_ROOT": "gs://b/out"}
+    out = processes.run(["bash", SCRIPT, "--dry-run"], env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"run id:        run_{STAMP} (master run id run_{STAMP})" in out.stdout
+    assert f"lanepaint-vla:run_{STAMP}" in out.stdout and f"{STAMP}_{STAMP}" not in out.stdout
 
 
 def test_plan_for_stages_1_and_2_builds_their_images_only(tmp_path):

@@ -2,6 +2,7 @@
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -106,10 +107,82 @@ def test_missing_read_is_one_line_storage_error(storage_root):
         storage.fetch(uri, "/tmp/unused-cache")
 
 
-@pytest.mark.parametrize("bad", ["", "s3://bucket/x", "http://example.com/v.mp4", "gs://", "memory://"])
+@pytest.mark.parametrize("bad", ["", "bogus://bucket/x", "gs://", "memory://"])
 def test_bad_uris_rejected(bad):
     with pytest.raises(StorageError):
         storage.exists(bad)
+
+
+def test_a_protocol_whose_package_is_missing_is_one_line_naming_it():
+    pytest.importorskip("fsspec")
+    try:
+        import s3fs  # noqa: F401
+        pytest.skip("s3fs is installed")
+    except ImportError:
+        pass
+    with pytest.raises(StorageError) as info:
+        storage.read_bytes("s3://bucket/clip.mp4")
+    assert str(info.value).startswith("s3:// needs a filesystem package") and "s3fs" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.fixture
+def other_protocol():
+    """A filesystem registered with fsspec under a protocol lanepaint has no special code for."""
+    import importlib
+
+    import fsspec
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    class OtherFS(MemoryFileSystem):
+        protocol = ("lpother",)
+        store: dict = {}
+        pseudo_dirs = [""]
+
+    fsspec.register_implementation("lpother", OtherFS, clobber=True)
+    storage._fsspec_protocols.cache_clear()
+    yield "lpother://bucket/run"
+    importlib.import_module("fsspec.registry")._registry.pop("lpother", None)
+    storage._fsspec_protocols.cache_clear()
+
+
+def test_any_fsspec_protocol_reads_writes_lists_and_writes_atomically(other_protocol, tmp_path):
+    root = other_protocol
+    assert storage.scheme(root) == "lpother"
+    storage.check_output_root(root)                       # the write probe works there too
+    storage.write_text(storage.join(root, "a", "x.json"), '{"k": 1}')
+    with storage.atomic_path(storage.join(root, "a", "v.bin")) as tmp:
+        Path(tmp).write_bytes(b"video")
+    with pytest.raises(RuntimeError):
+        with storage.atomic_path(storage.join(root, "a", "broken.bin")) as tmp:
+            Path(tmp).write_bytes(b"half")
+            raise RuntimeError("writer failed")
+    assert storage.walk_files(root) == [f"{root}/a/v.bin", f"{root}/a/x.json"]     # nothing half-written
+    assert storage.read_text(f"{root}/a/x.json") == '{"k": 1}'
+    local = storage.fetch(f"{root}/a/v.bin", str(tmp_path / "cache"))
+    assert Path(local).read_bytes() == b"video"
+
+
+def test_an_https_input_is_fetched(tmp_path):
+    """Inputs over http(s): a local server on a free port, stopped at the end."""
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "clip.mp4").write_bytes(b"\x00video bytes")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+        assert storage.scheme(uri) == "http" and storage.exists(uri)
+        local = storage.fetch(uri, str(tmp_path / "cache"))
+        assert Path(local).read_bytes() == b"\x00video bytes"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 def test_scheme_and_join():

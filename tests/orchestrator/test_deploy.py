@@ -20,7 +20,7 @@ ROOT = REPO_ROOT
 # "not installed" to flyte's lazy imports (find_spec) and fails a real import with ImportError.
 BLOCK_ORCHESTRATOR = """
 import importlib.machinery, sys
-ABSENT = {'torch', 'diffusers', 'transformers', 'sam2', 'torchvision', 'pandas', 'pyarrow', 'matplotlib',
+ABSENT = {'torch', 'diffusers', 'transformers', 'sam2', 'torchvision', 'pandas', 'matplotlib',
           'physical_ai_av', 'hydra', 'iopath', 'accelerate', 'peft', 'torchmetrics'}
 class _Absent:
     def find_spec(self, name, path=None, target=None):
@@ -31,8 +31,11 @@ sys.meta_path.insert(0, _Absent())
 DEPLOY = """
 import json, sys
 import flyte
+from core.config import build_config
+from orchestrator.deploy import DeploySettings
+# what `flyte run/deploy --image <name>=<uri> ...` gives the SDK (build_and_run.sh passes lanepaint images)
 flyte.init(endpoint="dns:///localhost:8090", insecure=True, project="lanepaint", domain="development",
-           image_builder="local")
+           image_builder="local", images=build_config(DeploySettings).image_refs())
 import workflow_master
 out = {}
 for name, env in [("master", workflow_master.driver), ("segment", workflow_master.segment_driver),
@@ -51,6 +54,8 @@ for name, env in [("master", workflow_master.driver), ("segment", workflow_maste
                 "retries": t.metadata.retries.retries, "cache": t.metadata.discoverable,
                 "cache_version": t.metadata.discovery_version, "version": t.id.version,
                 "inputs": sorted(v.key for v in t.interface.inputs.variables),
+                "env_vars": {e.key: e.value for e in t.container.env},
+                "secrets": [(x.key, x.env_var) for x in t.security_context.secrets],
             }
     out[name] = tasks
 print("RESULT" + json.dumps(out))
@@ -87,7 +92,8 @@ def test_dry_run_deploy_gives_each_stage_its_image_gpu_and_retries(tmp_path):
         spec = master[task]
         assert spec["image"] == f"lanepaint-{image}:latest"
         assert spec["gpu_device"] == "nvidia-a100-80gb" and spec["requests"]["GPU"] == "1"
-        assert spec["retries"] == 2 and spec["cache"] and spec["cache_version"] == "lanepaint-0.1.0"
+        assert spec["retries"] == 2 and spec["cache"] and spec["cache_version"].startswith("lanepaint-0.1.0-")
+        assert spec["secrets"] == [["hf-token", "HF_TOKEN"]] and spec["env_vars"]["LANEPAINT_GPU"] == "A100_80G:1"
         assert spec["inputs"] == ["config_json"] and spec["version"] == "v-test"
         assert float(spec["requests"]["CPU"]) >= 8 and spec["requests"]["MEMORY"].endswith("Gi")
         report = task.replace("_shard", "_finalize").replace(".", "_report.", 1)
@@ -99,6 +105,7 @@ def test_dry_run_deploy_gives_each_stage_its_image_gpu_and_retries(tmp_path):
     for e in entry_points:
         driver = master[f"lanepaint_driver.{e}"]
         assert driver["image"] == "lanepaint-orchestrator:latest" and driver["gpu_device"] == ""
+        assert driver["secrets"] == [] and "HF_TOKEN" not in driver["env_vars"]
     inputs = {e: set(master[f"lanepaint_driver.{e}"]["inputs"]) for e in entry_points}
     assert {"stages", "inputs", "data_run_id", "video_data", "segment_max_frames", "edit_strength",
             "evaluate_num_traj_samples", "edit_qwen_model", "edit_caption_refine_iters"} <= inputs["master_pipeline"]
@@ -139,3 +146,86 @@ def test_orchestrator_side_imports_without_torch_or_stage_extras(tmp_path):
     out = _python(code, tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "heavy: []" in out.stdout
+
+
+SUBMIT_IMAGE_CACHE = """
+from flyte._deploy import build_images
+print("CACHE" + build_images(workflow_master.driver).to_transport)
+"""
+
+# The driver pod: a fresh interpreter with only the driver task's env vars (what Flyte sets on its pod) and
+# the image cache `flyte run` shipped; it rebuilds each child task's spec as the remote controller does.
+DRIVER_POD = """
+import json, os, sys
+from flyte._internal.image_cache import ImageCache
+from flyte._internal.runtime.task_serde import translate_task_to_wire
+from flyte.models import SerializationContext
+import workflow_master
+from orchestrator import flyte_tasks
+ctx = SerializationContext(project="lanepaint", domain="development", version="v-test", root_dir=os.getcwd(),
+                           image_cache=ImageCache.from_transport(os.environ["TEST_IMAGE_CACHE"]))
+out = {}
+for pair in flyte_tasks.TASKS.values():
+    for task in pair:
+        t = translate_task_to_wire(task, ctx).task_template
+        requests = {r.DESCRIPTOR.fields_by_name["name"].enum_type.values_by_number[r.name].name: r.value
+                    for r in t.container.resources.requests}
+        out[t.id.name] = {"image": t.container.image, "gpu_device": t.extended_resources.gpu_accelerator.device,
+                          "requests": {str(k): v for k, v in requests.items()}, "retries": t.metadata.retries.retries,
+                          "cache_version": t.metadata.discovery_version,
+                          "env_vars": {e.key: e.value for e in t.container.env},
+                          "secrets": [[x.key, x.env_var] for x in t.security_context.secrets]}
+print("RESULT" + json.dumps(out))
+"""
+
+SUBMITTER = {"LANEPAINT_REGISTRY": "reg.example/lanepaint", "LANEPAINT_IMAGE_TAG": "r1_20261203_101500",
+             "LANEPAINT_GPU": "H100:1", "LANEPAINT_RETRIES": "3", "LANEPAINT_STAGE_MEMORY": "200Gi",
+             "LANEPAINT_HF_SECRET": "team-hf-token", "LANEPAINT_GENERATION_IMAGE": "reg.example/gen:custom"}
+COMPARED = ("image", "gpu_device", "requests", "retries", "cache_version", "env_vars", "secrets")
+
+
+def _ours(spec: dict) -> dict:
+    return {k: ({n: v for n, v in spec[k].items() if not n.startswith("_F_")} if k == "env_vars" else spec[k])
+            for k in COMPARED}
+
+
+def _driver_pod(tmp_path, cache: str, pod_env: dict) -> dict:
+    out = _python(DRIVER_POD, tmp_path, {**pod_env, "TEST_IMAGE_CACHE": cache})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(next(x for x in out.stdout.splitlines() if x.startswith("RESULT"))[len("RESULT"):])
+
+
+@pytest.mark.slow
+def test_a_driver_pod_rebuilds_every_child_task_as_the_submitter_chose(tmp_path):
+    """Flyte 2's driver pod serialises the child tasks again in a fresh interpreter that never saw the
+    submitter's shell: images must come from the shipped image cache and every other setting from the
+    driver's env vars, or the shards run on the wrong image and GPU."""
+    out = _python(BLOCK_ORCHESTRATOR + DEPLOY + SUBMIT_IMAGE_CACHE, tmp_path, SUBMITTER, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    submitted = json.loads(next(x for x in out.stdout.splitlines() if x.startswith("RESULT"))[len("RESULT"):])
+    master = submitted["master"]
+    cache = next(x for x in out.stdout.splitlines() if x.startswith("CACHE"))[len("CACHE"):]
+    driver = master["lanepaint_driver.master_pipeline"]
+    assert driver["image"] == "reg.example/lanepaint/lanepaint-orchestrator:r1_20261203_101500"
+    assert driver["env_vars"]["LANEPAINT_GPU"] == "H100:1" and "TEST" not in "".join(driver["env_vars"])
+    rebuilt = _driver_pod(tmp_path, cache, driver["env_vars"])
+    assert set(rebuilt) == {name for name in master if not name.startswith("lanepaint_driver.")}
+    for name, spec in rebuilt.items():      # (flyte's own _F_* variables differ between the two paths)
+        assert _ours(spec) == _ours(master[name]), name
+    seg = rebuilt["lanepaint_segmentation.sam2_shard"]
+    assert seg["image"] == "reg.example/lanepaint/lanepaint-segmentation:r1_20261203_101500"
+    assert seg["gpu_device"] == "nvidia-tesla-h100" and seg["retries"] == 3 and seg["requests"]["MEMORY"] == "200Gi"
+    assert seg["cache_version"] == "lanepaint-0.1.0-r1_20261203_101500"
+    assert seg["secrets"] == [["team-hf-token", "HF_TOKEN"]]
+    assert rebuilt["lanepaint_generation.vp_shard"]["image"] == "reg.example/gen:custom"
+    # the same pod without the driver's env vars (what an import-time read of the shell gave before):
+    # the images still come from the cache, but the GPU, retries and memory fall back to the defaults
+    bare = _driver_pod(tmp_path, cache, {})["lanepaint_segmentation.sam2_shard"]
+    assert bare["image"] == seg["image"] and bare["gpu_device"] == "nvidia-a100-80gb" and bare["retries"] == 2
+
+
+def test_no_token_value_reaches_a_task_spec_or_its_env(tmp_path):
+    """HF_TOKEN in the submitter's shell is a secret's name on the tasks, never a value in their spec."""
+    out = _python(BLOCK_ORCHESTRATOR + DEPLOY, tmp_path, {"HF_TOKEN": "hf_SECRETVALUE123"}, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "hf_SECRETVALUE123" not in out.stdout
