@@ -25,6 +25,7 @@ from core.device import tiny_cpu_threads, torch_threads
 from core.errors import LanepaintError, UsageError
 from core.layout import Layout
 from core.manifest import RunManifest
+from core.model_fingerprint import weights_record
 from core.runner import FAILED, OK, ItemRunner, RunSummary, StageResult, Timings
 from core.vp_data import list_vp_videos, read_vp_clip
 from generation.config import EditConfig
@@ -159,7 +160,17 @@ def _run_items(cfg: EditConfig, layout: Layout, items: list[EditItem], pending: 
             stack.enter_context(_tiny_cpu_threads(cfg))
             quality = load_quality(cfg, vlm)            # first: the pipelines' memory plan sees Qwen and CLIP
             models = load_edit_models(cfg, quality.plan)
+            weights = {"video": ([models.video], [cfg.cog_model, cfg.branch_model]),
+                       "first_frame": ([models.first_frame], [cfg.flux_model]),
+                       "judge": ([getattr(quality.vlm, "_model", None)], [str(quality.descriptions.get("judge", {})
+                                                                              .get("source", ""))]),
+                       "metrics": ([getattr(quality.scorer, "clip_score", None),
+                                    getattr(quality.scorer, "clip_temporal", None),
+                                    getattr(quality.scorer, "lpips", None)],
+                                   [cfg.clip_score_model, cfg.clip_temporal_model])}
             for role, description in {**models.descriptions, **quality.descriptions}.items():
+                if role in weights and isinstance(description, dict) and description.get("enabled") is not False:
+                    description = {**description, **weights_record(cfg.profile, *weights[role])}
                 manifest.set_model(role, description)
             manifest.set_model("memory_plan", models.plan)
             manifest.set_model("load_seconds", round(models.load_seconds + quality.load_seconds, 3))

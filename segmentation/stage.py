@@ -66,10 +66,13 @@ class _Segment:
         self.segmenter: Any = None
 
     def load(self) -> None:
+        from core.model_fingerprint import weights_record
         from segmentation.sam2_model import load_segmenter
 
         self.segmenter = load_segmenter(self.cfg, self.policy)
-        self.manifest.set_model("sam2", self.segmenter.loaded.description)
+        loaded = self.segmenter.loaded
+        self.manifest.set_model("sam2", {**loaded.description, **weights_record(
+            self.cfg.profile, [loaded.predictor], [loaded.description.get("source", "")])})
 
     def moment(self, video_id: str, local: str) -> Moment | None:
         """With ``plan_moment``: the evaluated moment and edit window of this video (a one-line error when it

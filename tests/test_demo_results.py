@@ -66,9 +66,13 @@ def test_demo_runs_every_stage_end_to_end(demos):
     assert count(f"alpamayo/{RUN}/*/*/*_comparison.mp4") == 2
     assert count(f"alpamayo/{RUN}/{RUN}_report.txt") == 1
     assert count(f"reports/{RUN}/results.*") == 2 and count(f"reports/{RUN}/report.html") == 1
+    fingerprints = {}
     for stage in ("sam2", "vp", "alpamayo"):
         manifest = json.loads((root / stage / RUN / "manifest.json").read_text())
         assert manifest["profile"] == "tiny" and "profile_note" in manifest
+        fingerprints |= {role: d.get("weights_sha256") for role, d in manifest["models"].items() if isinstance(d, dict)}
+    for role in ("sam2", "video", "first_frame", "judge", "metrics", "trajectory_model"):    # which weights ran
+        assert re.fullmatch(r"[0-9a-f]{64}", fingerprints[role] or ""), role
     # the input is the synthetic dataset's own front video: the whole 20 s clip at 30 fps
     (video,) = (root / "demo_inputs" / RUN).glob("*.camera_front_wide_120fov.mp4")
     info = videoio.probe(str(video))

@@ -20,6 +20,7 @@ from core.errors import LanepaintError, StorageError, UsageError
 from core.ids import validate_id
 from core.layout import Layout
 from core.manifest import RunManifest
+from core.model_fingerprint import weights_record
 from core.runner import ItemRunner, RunSummary, StageResult
 from vla.config import EvaluateConfig
 from vla.driving_data import DrivingData
@@ -68,7 +69,9 @@ def run_evaluate(cfg: EvaluateConfig) -> StageResult:
     data = DrivingData(cfg.dataset_dir, cfg.dataset_revision, cfg.dataset_offline)
 
     manifest = RunManifest(STAGE, run_uri, cfg.run_id, cfg, cfg.profile)
-    manifest.set_model("trajectory_model", model.describe())
+    described = model.describe()
+    manifest.set_model("trajectory_model", {**described, **weights_record(
+        cfg.profile, [getattr(model, "model", None)], [str(described.get("source", ""))], cfg.cache_dir)})
     if baseline is not None:
         manifest.set_model("baseline", baseline.describe())
     manifest.set_model("dataset", data.describe())

@@ -95,6 +95,7 @@ def load_lpips(profile: str, policy: DevicePolicy, cache_dir: str | None = None)
     def lpips(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return net(a.float(), b.float())
 
+    lpips.net = net  # type: ignore[attr-defined]   (the manifest fingerprints its weights)
     return lpips, None
 
 
