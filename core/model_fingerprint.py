@@ -4,7 +4,7 @@
   shape and bytes, in name order). The same seed gives the same hash; a change in a tiny config or in the
   seeding shows up as a different hash.
 - full profile: ``revisions``, each hub id's resolved commit, read from the Hugging Face cache the weights
-  were loaded from (``.../snapshots/<commit>/``); hashing billions of parameters at every start would cost
+  were loaded from (``.../snapshots/<commit>/``; the commit ``lanepaint fetch-models`` pinned, else main's); hashing billions of parameters at every start would cost
   more than it tells, so full weights are identified by their commit.
 
 ``objects`` are torch modules, diffusers pipelines (their ``components``) or wrappers holding either under
@@ -93,5 +93,7 @@ def weights_record(profile: str, objects: Iterable[Any] = (), hub_ids: Iterable[
         for index, obj in enumerate(objects):
             modules.update(modules_of(obj, f"{index}."))
         return {"weights_sha256": weights_sha256(modules) if modules else None}
-    return {"revisions": {hub_id: hub_commit(hub_id, cache_dir) or "unknown (not in the hub cache)"
-                          for hub_id in hub_ids if hub_id}}
+    from core.model_lock import pinned_revision
+
+    return {"revisions": {hub_id: hub_commit(hub_id, cache_dir, pinned_revision(hub_id, cache_dir))
+                          or "unknown (not in the hub cache)" for hub_id in hub_ids if hub_id}}

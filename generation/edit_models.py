@@ -122,9 +122,12 @@ def _build_video(cfg: EditConfig, policy: DevicePolicy) -> tuple[VideoPainterPip
         from diffusers import CogVideoXDPMScheduler
 
         try:
+            from core.model_lock import pinned_revision
+
             branch = VideoPainterBranch.from_pretrained(cfg.branch_model, subfolder=cfg.branch_subfolder or None,
-                                                        dtype=policy.dtype)
-            pipe = VideoPainterPipeline.from_pretrained(cfg.cog_model, branch=branch, dtype=policy.dtype)
+                                                        dtype=policy.dtype, revision=pinned_revision(cfg.branch_model))
+            pipe = VideoPainterPipeline.from_pretrained(cfg.cog_model, branch=branch, dtype=policy.dtype,
+                                                        revision=pinned_revision(cfg.cog_model))
         except (OSError, ValueError) as exc:
             raise LanepaintError(f"cannot load the video models ({cfg.cog_model}, {cfg.branch_model}/"
                                  f"{cfg.branch_subfolder}): {brief(exc)}") from None

@@ -91,6 +91,8 @@ def build_fluxfill(profile: str, model: str, policy: DevicePolicy, seed: int = 0
 
         return FluxFillPipeline(**tiny_fluxfill_components(seed))
     try:
-        return FluxFillPipeline.from_pretrained(model, dtype=policy.dtype)
+        from core.model_lock import pinned_revision
+
+        return FluxFillPipeline.from_pretrained(model, dtype=policy.dtype, revision=pinned_revision(model))
     except (OSError, ValueError) as exc:
         raise LanepaintError(f"cannot load FluxFill from {model}: {brief(exc)}") from None

@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("vla.render_cli", "overlay and comparison videos from stage 3's *_vis_data.npz files"),
     "fetch-dataset": ("vla.fetch_cli", "download the PhysicalAI-AV files some clips need into a Hugging Face cache "
                                        "(stage 3 then reads them offline)"),
+    "fetch-models": ("orchestrator.fetch_models_cli", "download every checkpoint a full run needs into a hub "
+                                                      "cache, pinned to commits (stages then read the pins)"),
     "dataset generate": ("training.dataset_generate_cli", "lane dataset: images, SAM2 road masks and VLM lane "
                                                           "captions (train.csv)"),
     "dataset filter": ("training.dataset_filter_cli", "a new lane dataset with the rows matching lane attributes"),

@@ -9,6 +9,7 @@ def file_sections() -> list[type]:
     from core.logs import LogSettings
     from generation.config import EditConfig
     from orchestrator.demo import DemoConfig
+    from orchestrator.fetch_models import FetchModelsConfig
     from orchestrator.plan import PipelineRequest
     from orchestrator.report_cli import ReportConfig
     from segmentation.config import SegmentConfig
@@ -18,7 +19,7 @@ def file_sections() -> list[type]:
     from vla.config import EvaluateConfig, FetchDatasetConfig, RenderConfig
 
     return [PipelineRequest, SegmentConfig, EditConfig, EvaluateConfig, RenderConfig, FetchDatasetConfig,
-            ReportConfig, DatasetGenerateConfig,
+            FetchModelsConfig, ReportConfig, DatasetGenerateConfig,
             DatasetFilterConfig, LoraTrainConfig, SynthConfig, DemoConfig, LogSettings]
 
 

@@ -6,7 +6,8 @@ Image mode (single frames, no memory: lane datasets): ``load_image_segmenter(cfg
 Profiles, one code path (only the loader differs):
 
 - ``full``: SAM2.1 checkpoints by hub id (``--model tiny|small|base_plus|large``, default large,
-  ``SAM2VideoPredictor.from_pretrained``), or a local ``--checkpoint`` (path or URI) with the
+  the checkpoint file sam2's ``from_pretrained`` reads, at the commit ``lanepaint fetch-models`` pinned), or a
+  local ``--checkpoint`` (path or URI) with the
   packaged config of ``--model`` or ``--model-config``. ``vos_optimized`` (torch.compile) on GPU.
 - ``tiny``: the Hiera-T config shrunk (64 px images, a 5-block trunk, one memory-attention layer,
   two memory frames) with random weights from ``torch.manual_seed(tiny_seed)``; CPU, float32,
@@ -42,7 +43,7 @@ import sam2.sam2_video_predictor as _sam2_video_predictor
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from sam2.build_sam import build_sam2, build_sam2_hf, build_sam2_video_predictor
+from sam2.build_sam import build_sam2, build_sam2_video_predictor
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 from tqdm import tqdm as _tqdm
@@ -108,9 +109,18 @@ def _load_full(cfg: SegmentConfig, policy: DevicePolicy, image_mode: bool) -> tu
         build = build_sam2 if image_mode else build_sam2_video_predictor
         model = build(config, ckpt_path=local, **kwargs)
         return model, {"name": f"SAM2.1 Hiera ({cfg.model})", "source": cfg.checkpoint, "config": config}
+    from huggingface_hub import hf_hub_download
+    from sam2.build_sam import HF_MODEL_ID_TO_FILENAMES
+
+    from core.model_lock import pinned_revision
+
     hub_id = MODEL_HUB_IDS[cfg.model]
-    model = build_sam2_hf(hub_id, **kwargs) if image_mode else SAM2VideoPredictor.from_pretrained(hub_id, **kwargs)
-    return model, {"name": f"SAM2.1 Hiera ({cfg.model})", "source": hub_id}
+    config, filename = HF_MODEL_ID_TO_FILENAMES[hub_id]
+    revision = pinned_revision(hub_id)      # what sam2's own from_pretrained does, at the pinned commit
+    local = hf_hub_download(repo_id=hub_id, filename=filename, revision=revision)
+    build = build_sam2 if image_mode else build_sam2_video_predictor
+    model = build(config, ckpt_path=local, **kwargs)
+    return model, {"name": f"SAM2.1 Hiera ({cfg.model})", "source": hub_id, "revision": revision or "main"}
 
 
 def load_predictor(cfg: SegmentConfig, policy: DevicePolicy, image_mode: bool = False) -> LoadedPredictor:

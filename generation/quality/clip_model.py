@@ -128,8 +128,11 @@ def load_clip(name: str, profile: str, policy: DevicePolicy, cache_dir: str | No
     else:
         from transformers import AutoTokenizer, CLIPModel
 
-        tokenizer = AutoTokenizer.from_pretrained(name, cache_dir=cache_dir)
-        model = CLIPModel.from_pretrained(name, dtype=policy.dtype, cache_dir=cache_dir)
+        from core.model_lock import pinned_revision
+
+        revision = pinned_revision(name, cache_dir)
+        tokenizer = AutoTokenizer.from_pretrained(name, cache_dir=cache_dir, revision=revision)
+        model = CLIPModel.from_pretrained(name, dtype=policy.dtype, cache_dir=cache_dir, revision=revision)
     model = model.to(device=policy.device, dtype=policy.dtype).eval()
     embedder = ClipEmbedder(model, tokenizer, policy, name, profile)
     log.info("CLIP %s loaded on %s", embedder.describe()["source"], policy.describe())

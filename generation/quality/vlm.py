@@ -122,15 +122,18 @@ class QwenVLM:
     def _load_full(self, policy: DevicePolicy) -> tuple[Any, Any]:
         from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
+        from core.model_lock import pinned_revision
         from core.tokenizers import qwen_image_processor_class
         from generation.quality.tiny_vlm import build_processor
 
-        tokenizer = AutoTokenizer.from_pretrained(self.source, cache_dir=self.cache_dir)
-        image_processor = qwen_image_processor_class().from_pretrained(self.source, cache_dir=self.cache_dir)
+        revision = pinned_revision(self.source, self.cache_dir)
+        tokenizer = AutoTokenizer.from_pretrained(self.source, cache_dir=self.cache_dir, revision=revision)
+        image_processor = qwen_image_processor_class().from_pretrained(self.source, cache_dir=self.cache_dir,
+                                                                       revision=revision)
         processor = build_processor(image_processor, tokenizer)
         self.plan = memory_plan(policy, self.vram_reserve_gib)
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-            self.source, dtype=policy.dtype, cache_dir=self.cache_dir, **self.plan)
+            self.source, dtype=policy.dtype, cache_dir=self.cache_dir, revision=revision, **self.plan)
         return model.eval(), processor
 
     def _plan_text(self) -> str:

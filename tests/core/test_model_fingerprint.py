@@ -55,6 +55,12 @@ def test_full_weights_are_identified_by_the_commit_in_the_hub_cache(tmp_path):
     assert hub_commit("org/model", cache_dir=str(tmp_path)) == COMMIT
     record = weights_record("full", [], ["org/model", "org/absent", "/local/folder"], cache_dir=str(tmp_path))
     assert record["revisions"]["org/model"] == COMMIT
+    # fetch-models downloads at a commit and writes no refs/main: the lock's pin finds the snapshot
+    (refs / "main").unlink()
+    from core.model_lock import write_lock
+
+    write_lock({"org/model": {"revision": COMMIT}}, str(tmp_path))
+    assert weights_record("full", [], ["org/model"], cache_dir=str(tmp_path))["revisions"]["org/model"] == COMMIT
     assert record["revisions"]["org/absent"].startswith("unknown")
     assert record["revisions"]["/local/folder"].startswith("unknown")
 

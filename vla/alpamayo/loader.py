@@ -34,7 +34,10 @@ def backbone_config(config: Any, local_only: bool, cache_dir: str | None = None)
     if config.vlm_config:
         return Qwen3VLConfig(**config.vlm_config)
     try:
-        return Qwen3VLConfig.from_pretrained(config.vlm_name_or_path, local_files_only=local_only, cache_dir=cache_dir)
+        from core.model_lock import pinned_revision
+
+        return Qwen3VLConfig.from_pretrained(config.vlm_name_or_path, local_files_only=local_only, cache_dir=cache_dir,
+                                             revision=pinned_revision(config.vlm_name_or_path, cache_dir))
     except (OSError, ValueError) as exc:
         where = "the local cache (offline)" if local_only else "the hub"
         raise LanepaintError(f"cannot read the Alpamayo-R1 backbone config {config.vlm_name_or_path} from "
@@ -88,6 +91,9 @@ def load_alpamayo(profile: str, source: str, policy: DevicePolicy, *, local_only
         model = model.to(device=policy.device, dtype=policy.dtype)
         description = {"source": TINY_SOURCE, "seed": TINY_SEED, "note": "random weights"}
     else:
+        from core.model_lock import pinned_revision
+
+        revision = revision or pinned_revision(source, cache_dir)
         model = load_checkpoint(source, policy, local_only=local_only, cache_dir=cache_dir, revision=revision)
         processor = load_processor(model.config, processor_source or PROCESSOR_SOURCE, local_only=local_only,
                                    cache_dir=cache_dir)

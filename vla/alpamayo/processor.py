@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from core.errors import LanepaintError, brief
+from core.model_lock import pinned_revision
 from core.tokenizers import QWEN_CHAT_TEMPLATE, image_only_processor, qwen_image_processor_class
 from vla.alpamayo.config import AlpamayoR1Config
 from vla.alpamayo.tokens import TRAJ_TOKENS, extend_tokenizer, special
@@ -54,7 +55,8 @@ def _chat_template(source: str, local_only: bool, cache_dir: str | None) -> str 
     for name in ("chat_template.jinja", "chat_template.json"):
         try:
             path = (os.path.join(source, name) if os.path.isdir(source)
-                    else hf_hub_download(source, name, local_files_only=local_only, cache_dir=cache_dir))
+                    else hf_hub_download(source, name, local_files_only=local_only, cache_dir=cache_dir,
+                                         revision=pinned_revision(source, cache_dir)))
         except Exception:
             continue
         if os.path.isfile(path):
@@ -92,10 +94,11 @@ def load_processor(config: AlpamayoR1Config, processor_source: str = PROCESSOR_S
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(config.vlm_name_or_path, local_files_only=local_only,
-                                                  cache_dir=cache_dir)
+                                                  cache_dir=cache_dir,
+                                                  revision=pinned_revision(config.vlm_name_or_path, cache_dir))
         image_processor = qwen_image_processor_class().from_pretrained(
             processor_source, min_pixels=config.min_pixels or MIN_PIXELS, max_pixels=config.max_pixels or MAX_PIXELS,
-            local_files_only=local_only, cache_dir=cache_dir)
+            local_files_only=local_only, cache_dir=cache_dir, revision=pinned_revision(processor_source, cache_dir))
     except (OSError, ValueError) as exc:
         where = "the local cache (offline)" if local_only else "the hub"
         raise LanepaintError(f"cannot load the Alpamayo-R1 processor ({config.vlm_name_or_path} tokenizer, "
