@@ -16,6 +16,7 @@ Stage code is imported inside the task bodies (through ``StageSpec.run``).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -48,6 +49,7 @@ from orchestrator.plan import (
 )
 from orchestrator.results import PipelineResult, StageReport
 from orchestrator.shards import finalize, run_shard, shard_configs
+from orchestrator.workers import run_workers, worker_devices
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +117,20 @@ for _shard_task, _finish_task in TASKS.values():   # module attributes: Flyte lo
     globals()[_finish_task.func.__name__] = _finish_task
 
 
-async def run_stage(stage: StagePlan, concurrency: int, videos_per_shard: int = 0) -> StageReport:
-    """Map the stage's shard task over its shards, then finalize the run."""
+async def run_stage(stage: StagePlan, concurrency: int, videos_per_shard: int = 0, devices: str = "") -> StageReport:
+    """Map the stage's shard task over its shards, then finalize the run. A local run with several devices
+    (``--devices``) runs one worker process per device at once instead (``orchestrator.workers``)."""
     shard_task, finalize_task = TASKS[stage.spec.name]
     start = time.perf_counter()
     local = getattr(flyte.ctx(), "mode", "local") == "local"
+    workers = worker_devices(devices) if local and devices else []
+    if workers:
+        configs = shard_configs(stage, concurrency or len(workers), videos_per_shard)
+        if configs:
+            reports = await asyncio.to_thread(run_workers, stage.spec.name, configs, workers)
+            report = await finalize_task(json.dumps(stage.config, sort_keys=True), reports)
+            report.seconds = round(time.perf_counter() - start, 3)
+            return report
     concurrency = concurrency or (1 if local else CLUSTER_CONCURRENCY)
     configs = shard_configs(stage, concurrency, videos_per_shard)
     if not configs:
@@ -144,7 +155,8 @@ async def run_pipeline(values: Mapping[str, Any]) -> PipelineResult:
         raise flyte.errors.NonRecoverableError(str(exc)) from None
     result = PipelineResult(run_id=request.run_id, stages=request.stages, output_root=request.output_root)
     for stage in the_plan.stages:
-        result.reports.append(await run_stage(stage, request.concurrency, request.videos_per_shard))
+        result.reports.append(await run_stage(stage, request.concurrency, request.videos_per_shard,
+                                              request.devices))
     result.next_command = next_command(request)
     await _run_results(result)
     return result

@@ -27,7 +27,7 @@ from typing import Any
 
 from core import storage
 from core.edited_clips import EDIT_SUFFIX, parse_video_id
-from core.errors import StorageError
+from core.errors import LanepaintError, StorageError
 from core.layout import Layout
 from core.manifest import read_item_records
 
@@ -90,6 +90,14 @@ def _sum(values: Mapping[str, Any] | None) -> float | None:
     if not values:
         return None
     return round(sum(float(v) for v in values.values() if isinstance(v, int | float)), 4)
+
+
+def _clip_camera(video_id: str) -> tuple[str, str | None]:
+    """(clip id, camera) of a PhysicalAI-AV video id; another name is its own clip id, without a camera."""
+    try:
+        return parse_video_id(video_id)
+    except LanepaintError:
+        return video_id, None
 
 
 def _edit_status(s: Sources) -> str:
@@ -157,8 +165,9 @@ def _delta(s: Sources) -> float | None:
 _BASE: tuple[Column, ...] = (
     Column("run_id", "str", "the run id", lambda s: s.run_id),
     Column("clip_id", "str", "PhysicalAI-AV clip id (the video id before the camera)",
-           lambda s: parse_video_id(s.video_id)[0]),
-    Column("camera", "str", "camera of the edited video", lambda s: parse_video_id(s.video_id)[1]),
+           lambda s: _clip_camera(s.video_id)[0]),
+    Column("camera", "str", "camera of the edited video (empty for a name without one)",
+           lambda s: _clip_camera(s.video_id)[1]),
     Column("video_id", "str", "<clip_id>.<camera>: the video's id in every stage", lambda s: s.video_id),
     Column("instruction_folder", "str", "folder of the instruction (stage 2 and 3 outputs)", lambda s: s.folder),
     Column("instruction", "str", "the edit instruction",
