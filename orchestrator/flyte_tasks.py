@@ -48,7 +48,7 @@ from orchestrator.plan import (
     request_from,
 )
 from orchestrator.results import PipelineResult, StageReport
-from orchestrator.shards import finalize, run_shard, shard_configs
+from orchestrator.shards import finalize, run_shard, shard_configs, stale_shards
 from orchestrator.workers import run_workers, worker_devices
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,15 @@ async def run_stage(stage: StagePlan, concurrency: int, videos_per_shard: int = 
              "one after another (Flyte local mode)" if local else f"at most {concurrency} at a time")
     reports = [r async for r in flyte.map.aio(shard_task, configs, group_name=f"{stage.spec.name}_shards",
                                               concurrency=concurrency, return_exceptions=False)]
+    stale = stale_shards(stage.run_uri, reports)
+    if stale:      # cached reports whose outputs were deleted: the cache must not stand in for them
+        log.warning("stage %s: %d shard(s) came back from the cache but their outputs are gone; running them again",
+                    stage.spec.number, len(stale))
+        fresh = shard_task.override(cache="disable")
+        redone = [r async for r in flyte.map.aio(fresh, [configs[i] for i in stale], concurrency=concurrency,
+                                                 group_name=f"{stage.spec.name}_reruns", return_exceptions=False)]
+        for index, report in zip(stale, redone, strict=True):
+            reports[index] = report
     report = await finalize_task(json.dumps(stage.config, sort_keys=True), reports)
     report.seconds = round(time.perf_counter() - start, 3)
     return report

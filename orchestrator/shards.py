@@ -51,6 +51,17 @@ def run_shard(stage: str, config_json: str) -> StageReport:
     return StageReport.from_result(result, time.perf_counter() - start, spec.number)
 
 
+def stale_shards(run_uri: str, reports: Sequence[StageReport]) -> list[int]:
+    """Indices of shard reports that list finished items whose records are gone from the run root: a Flyte
+    cache hit for outputs someone deleted. Those shards must run again (without the cache)."""
+    from core.manifest import read_item_records
+
+    if not any(r.ok for r in reports):
+        return []
+    present = set(read_item_records(run_uri))
+    return [i for i, r in enumerate(reports) if any(item not in present for item in r.ok)]
+
+
 def combine(spec: StageSpec, run_id: str, reports: Sequence[StageReport]) -> StageReport:
     """The stage's report from its shards' reports."""
     out = StageReport(stage=spec.name, run_id=run_id, shards=len(reports), number=spec.number)
