@@ -129,7 +129,7 @@ def test_dockerfile_installs_its_own_set(image):
     instructions = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert f"requirements/{image}.txt" in text
     assert ("-c constraints.txt" in text) == constrained
-    assert "pip install --no-deps ." in text                         # the project, never its extras again
+    assert "pip install --no-deps --no-cache-dir ." in text          # the project, never its extras again
     assert not any(line.startswith("ENTRYPOINT") for line in instructions)   # Flyte sets the command
     for line in instructions:
         if line.startswith("COPY "):
@@ -147,6 +147,10 @@ def test_dockerfile_installs_its_own_set(image):
         assert "git+" not in code and "alpamayo" not in code and "flash" not in code
     if image == "orchestrator":
         assert instructions[0] == "FROM python:3.11-slim" and "torch" not in "\n".join(instructions)
+    # not root at run time; dependency downloads cached across builds (BuildKit), none left in the image
+    assert instructions.index("USER lanepaint") > max(i for i, line in enumerate(instructions) if line.startswith("RUN"))
+    installs = [line for line in instructions if line.startswith("RUN") and "pip install" in line]
+    assert all("--mount=type=cache,target=/root/.cache/pip" in line or "--no-cache-dir" in line for line in installs)
 
 
 def test_compose_builds_all_four_and_runs_stages_on_a_gpu_with_data_and_cache():
@@ -159,5 +163,7 @@ def test_compose_builds_all_four_and_runs_stages_on_a_gpu_with_data_and_cache():
         assert service["image"] == f"lanepaint-{name}:${{LANEPAINT_IMAGE_TAG:-latest}}"
         mounts = {v.split(":")[-1] for v in service["volumes"]}
         assert mounts == {"/data", "/cache"}
+        assert service["environment"]["LANEPAINT_OUTPUT_ROOT"] == "/data/outputs"   # outputs on the data volume
+        assert service["user"] == "${LANEPAINT_UID:-1000}:${LANEPAINT_GID:-1000}"
         (device,) = service["deploy"]["resources"]["reservations"]["devices"]
         assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
