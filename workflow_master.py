@@ -11,7 +11,9 @@ Entry points (all forward the same options, ``<stage>_<option>`` for every optio
 - ``master_pipeline(run_id, ..., stages="123")``: the stages named (1, 2, 3, 12, 23, 123);
 - ``sam2_only``, ``sam2_vp``, ``vp_only``, ``vp_alpamayo``, ``alpamayo_only``;
 - ``segment_workflow``, ``edit_workflow``, ``evaluate_workflow``: one stage each, deployable alone with
-  its own driver (``segment_driver``, ``edit_driver``, ``evaluate_driver``).
+  its own driver (``segment_driver``, ``edit_driver``, ``evaluate_driver``);
+- the side tools ``dataset_generate``, ``dataset_filter``, ``train_lora`` (``orchestrator.tool_tasks``),
+  deployable together as ``tools``.
 
 Stage 2 without stage 1 needs ``data_run_id`` (a segmentation run whose output exists); stage 3
 without stage 2 reads ``video_data`` (default ``<output_root>/vp/<run_id>``). Both are checked before
@@ -36,6 +38,8 @@ from __future__ import annotations
 from orchestrator.dag import (  # noqa: F401 - the entry points and environments Flyte loads from this file
     ENTRY_POINTS,
     alpamayo_only,
+    dataset_filter,
+    dataset_generate,
     driver,
     edit_driver,
     edit_workflow,
@@ -46,6 +50,8 @@ from orchestrator.dag import (  # noqa: F401 - the entry points and environments
     sam2_vp,
     segment_driver,
     segment_workflow,
+    tools,
+    train_lora,
     vp_alpamayo,
     vp_only,
 )

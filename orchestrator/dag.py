@@ -37,3 +37,12 @@ edit_workflow = entry_point(edit_driver, "edit_workflow", __name__, "2",
 evaluate_driver = driver_environment("lanepaint_vla_workflow", depends_on=list(ENVS["evaluate"]))
 evaluate_workflow = entry_point(evaluate_driver, "evaluate_workflow", __name__, "3",
                                 "Stage 3 alone: evaluate the edited clips under `video_data`.")
+
+# The side tools, each a task on its own environment; `flyte deploy workflow_master.py tools` deploys all three.
+from orchestrator.tool_tasks import TOOLS, tool_environment, tool_task  # noqa: E402
+
+TOOL_ENVS = {spec.name: tool_environment(spec) for spec in TOOLS}
+dataset_generate = tool_task(TOOL_ENVS["dataset_generate"], TOOLS[0], __name__)
+dataset_filter = tool_task(TOOL_ENVS["dataset_filter"], TOOLS[1], __name__)
+train_lora = tool_task(TOOL_ENVS["train_lora"], TOOLS[2], __name__)
+tools = driver_environment("lanepaint_tools", depends_on=list(TOOL_ENVS.values()))

@@ -41,6 +41,8 @@ class DeploySettings(Settings):
     cache_version: str = _deploy("", "LANEPAINT_CACHE_VERSION",
                                  "Flyte cache version of the stage tasks (empty: lanepaint-<version>-<image tag>, "
                                  "or -<git revision> when the tag is latest: a code change is a cache miss)")
+    train_gpus: int = _deploy(1, "LANEPAINT_TRAIN_GPUS", "GPUs of the train_lora task (more than one: accelerate "
+                              "launch, one process per GPU)")
     hf_secret: str = _deploy("hf-token", "LANEPAINT_HF_SECRET",
                              "Flyte secret holding a Hugging Face read token, given to the stage pods as HF_TOKEN "
                              "(flyte create secret hf-token; empty: none)")
@@ -50,6 +52,8 @@ class DeploySettings(Settings):
 
         if self.retries < 0:
             raise UsageError(f"LANEPAINT_RETRIES must be >= 0, got {self.retries}")
+        if self.train_gpus < 1:
+            raise UsageError(f"LANEPAINT_TRAIN_GPUS must be >= 1, got {self.train_gpus}")
         if not self.image_tag:
             raise UsageError("LANEPAINT_IMAGE_TAG must not be empty")
         try:

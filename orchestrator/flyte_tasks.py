@@ -37,6 +37,7 @@ from core.config import build_config, strip_optional, type_hints
 from core.errors import LanepaintError, UsageError, brief
 from core.stage_spec import StageSpec
 from orchestrator.deploy import DeploySettings
+from orchestrator.devices import worker_devices
 from orchestrator.plan import (
     OPTIONS,
     REQUEST_FIELDS,
@@ -49,7 +50,7 @@ from orchestrator.plan import (
 )
 from orchestrator.results import PipelineResult, StageReport
 from orchestrator.shards import finalize, run_shard, shard_configs, stale_shards
-from orchestrator.workers import run_workers, worker_devices
+from orchestrator.workers import run_workers
 
 log = logging.getLogger(__name__)
 

@@ -102,7 +102,8 @@ class PipelineRequest(Settings):
     videos_per_shard: int = setting(0, help="videos per shard task (0: split each stage into `concurrency` equal "
                                     "shards)", env="LANEPAINT_VIDEOS_PER_SHARD")
     devices: str = setting("auto", help="a local run's shard workers, one process per device, all at once: auto "
-                           "(every visible GPU; one or none: this process), a GPU count (4), GPU ids (0,2,3) or cpu:N",
+                           "(every visible GPU; one or none: this process), a GPU count (4), GPU ids (0,2,3), groups of GPUs for one "
+                           "worker (0+1,2+3) or cpu:N",
                            env="LANEPAINT_DEVICES", metavar="DEVICES")
 
     def validate(self) -> None:
@@ -116,7 +117,7 @@ class PipelineRequest(Settings):
             raise UsageError(f"--concurrency must be >= 0 (0: automatic), got {self.concurrency}")
         if self.videos_per_shard < 0:
             raise UsageError(f"--videos-per-shard must be >= 0, got {self.videos_per_shard}")
-        from orchestrator.workers import check_devices
+        from orchestrator.devices import check_devices
 
         check_devices(self.devices)
 

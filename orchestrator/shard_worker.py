@@ -5,6 +5,8 @@ failures are inside it), 130/143 when stopped, 1 when the shard itself failed.""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import sys
@@ -25,7 +27,6 @@ def main(argv: list[str]) -> int:
 
         torch.set_num_threads(int(threads))
     from orchestrator.shards import run_shard
-    from orchestrator.workers import report_json
 
     with open(config_path, encoding="utf-8") as fh:
         config = fh.read()
@@ -42,7 +43,7 @@ def main(argv: list[str]) -> int:
     report.extra[f"worker_{worker.split('#')[-1]}"] = f"{worker.split('#')[0]} pid {os.getpid()}"
     tmp = f"{report_path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(report_json(report))
+        fh.write(json.dumps(dataclasses.asdict(report)))
     os.replace(tmp, report_path)
     return 0
 

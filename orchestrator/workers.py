@@ -1,6 +1,6 @@
 """One shard worker per GPU of this machine for a local run (``--devices``).
 
-``worker_devices(spec) -> list[str]`` turns the setting into one device per worker:
+``orchestrator.devices.worker_devices(spec) -> list[str]`` turns the setting into one device per worker:
 
 - ``auto`` (default): every GPU this process may use (``CUDA_VISIBLE_DEVICES``, else ``nvidia-smi -L``); with
   none or one, the shards run in this process as before (an empty list);
@@ -17,11 +17,9 @@ with one line naming its device; Ctrl-C or SIGTERM stops every worker's process 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,56 +27,12 @@ import tempfile
 import time
 
 from core import storage
-from core.errors import LanepaintError, UsageError
+from core.errors import LanepaintError
 from core.runner import Terminated
+from orchestrator.devices import CPU
 from orchestrator.results import StageReport
 
 log = logging.getLogger(__name__)
-
-CPU = "cpu"
-
-
-def visible_gpus() -> list[str]:
-    """GPU ids this process may use, without importing torch."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return []
-    try:
-        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20, check=False).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
-
-
-def check_devices(spec: str) -> None:
-    """A usage error unless ``spec`` is ``auto``, a GPU count, a GPU list or ``cpu:N``."""
-    text = (spec or "auto").strip().lower()
-    if text == "auto" or text.isdigit() and int(text) >= 1:
-        return
-    if text.startswith("cpu:") and text[4:].isdigit() and int(text[4:]) >= 1:
-        return
-    ids = [d.strip() for d in text.split(",")]
-    if all(d.isdigit() for d in ids) and len(set(ids)) == len(ids):
-        return
-    raise UsageError(f"--devices {spec!r}: use auto, a GPU count (4), GPU ids (0,2,3) or cpu:N")
-
-
-def worker_devices(spec: str) -> list[str]:
-    """One device per worker (see the module docstring); empty: run in this process."""
-    check_devices(spec)
-    text = (spec or "auto").strip().lower()
-    if text.startswith("cpu:"):
-        return [CPU] * int(text[4:])
-    if text == "auto":
-        gpus = visible_gpus()
-    elif text.isdigit():
-        gpus = [str(i) for i in range(int(text))]
-    else:
-        gpus = [d.strip() for d in text.split(",")]
-    return gpus if len(gpus) > 1 else []       # one GPU or none: this process, as without --devices
 
 
 def _env(device: str, workers: int) -> dict[str, str]:
@@ -88,7 +42,7 @@ def _env(device: str, workers: int) -> dict[str, str]:
         env.update(CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
                    LANEPAINT_WORKER_THREADS=threads)
     else:
-        env["CUDA_VISIBLE_DEVICES"] = device
+        env["CUDA_VISIBLE_DEVICES"] = device.replace("+", ",")     # a group: one worker, several GPUs
     return env
 
 
@@ -141,6 +95,3 @@ def run_workers(stage: str, configs: list[str], devices: list[str]) -> list[Stag
                 reports.append(StageReport(**json.load(fh)))
     return reports
 
-
-def report_json(report: StageReport) -> str:
-    return json.dumps(dataclasses.asdict(report))

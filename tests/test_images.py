@@ -26,7 +26,7 @@ ROOT = REPO_ROOT
 IMAGES = {
     "orchestrator": ("Dockerfile", ("orchestrator",), True, None),
     "segmentation": ("segmentation/Dockerfile", ("segmentation", "orchestrator"), True, None),
-    "generation": ("generation/Dockerfile", ("generation", "orchestrator"), True, None),
+    "generation": ("generation/Dockerfile", ("generation", "orchestrator", "segmentation"), True, None),
     "vla": ("vla/Dockerfile", ("vla", "orchestrator"), True, None),
 }
 NOT_RESOLVED: dict[str, set[str]] = {}

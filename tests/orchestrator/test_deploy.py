@@ -39,7 +39,8 @@ flyte.init(endpoint="dns:///localhost:8090", insecure=True, project="lanepaint",
 import workflow_master
 out = {}
 for name, env in [("master", workflow_master.driver), ("segment", workflow_master.segment_driver),
-                  ("edit", workflow_master.edit_driver), ("evaluate", workflow_master.evaluate_driver)]:
+                  ("edit", workflow_master.edit_driver), ("evaluate", workflow_master.evaluate_driver),
+                  ("tools", workflow_master.tools)]:
     deployment = flyte.deploy(env, dry_run=True, version="v-test")[0]
     tasks = {}
     for env_name, deployed in deployment.envs.items():
@@ -150,7 +151,9 @@ def test_orchestrator_side_imports_without_torch_or_stage_extras(tmp_path):
 
 SUBMIT_IMAGE_CACHE = """
 from flyte._deploy import build_images
-print("CACHE" + build_images(workflow_master.driver).to_transport)
+from flyte._internal.image_cache import ImageCache
+lookup = {**build_images(workflow_master.driver).image_lookup, **build_images(workflow_master.tools).image_lookup}
+print("CACHE" + ImageCache(image_lookup=lookup).to_transport)
 """
 
 # The driver pod: a fresh interpreter with only the driver task's env vars (what Flyte sets on its pod) and
@@ -164,8 +167,9 @@ import workflow_master
 from orchestrator import flyte_tasks
 ctx = SerializationContext(project="lanepaint", domain="development", version="v-test", root_dir=os.getcwd(),
                            image_cache=ImageCache.from_transport(os.environ["TEST_IMAGE_CACHE"]))
+from orchestrator import dag
 out = {}
-for pair in flyte_tasks.TASKS.values():
+for pair in [*flyte_tasks.TASKS.values(), (dag.dataset_generate, dag.dataset_filter, dag.train_lora)]:
     for task in pair:
         t = translate_task_to_wire(task, ctx).task_template
         requests = {r.DESCRIPTOR.fields_by_name["name"].enum_type.values_by_number[r.name].name: r.value
@@ -180,7 +184,8 @@ print("RESULT" + json.dumps(out))
 
 SUBMITTER = {"LANEPAINT_REGISTRY": "reg.example/lanepaint", "LANEPAINT_IMAGE_TAG": "r1_20261203_101500",
              "LANEPAINT_GPU": "H100:1", "LANEPAINT_RETRIES": "3", "LANEPAINT_STAGE_MEMORY": "200Gi",
-             "LANEPAINT_HF_SECRET": "team-hf-token", "LANEPAINT_GENERATION_IMAGE": "reg.example/gen:custom"}
+             "LANEPAINT_HF_SECRET": "team-hf-token", "LANEPAINT_GENERATION_IMAGE": "reg.example/gen:custom",
+             "LANEPAINT_TRAIN_GPUS": "2"}
 COMPARED = ("image", "gpu_device", "requests", "retries", "cache_version", "env_vars", "secrets")
 
 
@@ -209,9 +214,16 @@ def test_a_driver_pod_rebuilds_every_child_task_as_the_submitter_chose(tmp_path)
     assert driver["image"] == "reg.example/lanepaint/lanepaint-orchestrator:r1_20261203_101500"
     assert driver["env_vars"]["LANEPAINT_GPU"] == "H100:1" and "TEST" not in "".join(driver["env_vars"])
     rebuilt = _driver_pod(tmp_path, cache, driver["env_vars"])
-    assert set(rebuilt) == {name for name in master if not name.startswith("lanepaint_driver.")}
+    tools = submitted["tools"]
+    assert set(rebuilt) == {name for name in master if not name.startswith("lanepaint_driver.")} | {
+        name for name in tools if not name.startswith("lanepaint_tools.")}
     for name, spec in rebuilt.items():      # (flyte's own _F_* variables differ between the two paths)
-        assert _ours(spec) == _ours(master[name]), name
+        assert _ours(spec) == _ours({**master, **tools}[name]), name
+    generate, lora = rebuilt["lanepaint_dataset_generate.dataset_generate"], rebuilt["lanepaint_train_lora.train_lora"]
+    assert generate["image"] == "reg.example/gen:custom" and generate["gpu_device"] == "nvidia-tesla-h100"
+    assert lora["requests"]["GPU"] == "2" and lora["secrets"] == [["team-hf-token", "HF_TOKEN"]]
+    flt = rebuilt["lanepaint_dataset_filter.dataset_filter"]
+    assert flt["image"].endswith("/lanepaint-orchestrator:r1_20261203_101500") and flt["gpu_device"] == ""
     seg = rebuilt["lanepaint_segmentation.sam2_shard"]
     assert seg["image"] == "reg.example/lanepaint/lanepaint-segmentation:r1_20261203_101500"
     assert seg["gpu_device"] == "nvidia-tesla-h100" and seg["retries"] == 3 and seg["requests"]["MEMORY"] == "200Gi"

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from core.errors import LanepaintError, UsageError
-from orchestrator import workers
+from orchestrator import devices, workers
 from orchestrator.run_cli import execute
 from tests.fixtures import processes
 
@@ -14,16 +14,21 @@ from tests.fixtures import processes
 @pytest.mark.parametrize("spec, visible, expected", [
     ("auto", "0,1,2,3", ["0", "1", "2", "3"]), ("auto", "5", []), ("auto", "", []), ("2", "", ["0", "1"]),
     ("0,2", "", ["0", "2"]), ("cpu:3", "0,1", ["cpu", "cpu", "cpu"]), ("cpu:1", "", ["cpu"]), ("1", "", []),
-    ("0", "", [])])
+    ("0", "", []), ("0+1,2+3", "", ["0+1", "2+3"])])
 def test_devices_become_one_worker_each(monkeypatch, spec, visible, expected):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
-    assert workers.worker_devices(spec) == expected
+    assert devices.worker_devices(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["graphics", "0,0", "cpu:0", "-1", "cpu:x"])
+@pytest.mark.parametrize("spec", ["graphics", "0,0", "cpu:0", "-1", "cpu:x", "0+1,1+2", "0+"])
 def test_bad_devices_are_usage_errors(spec):
     with pytest.raises(UsageError, match="--devices"):
-        workers.check_devices(spec)
+        devices.check_devices(spec)
+
+
+def test_a_group_of_gpus_is_one_worker_that_sees_all_of_them():
+    assert workers._env("0+1", 2)["CUDA_VISIBLE_DEVICES"] == "0,1"
+    assert workers._env("cpu", 2)["CUDA_VISIBLE_DEVICES"] == ""
 
 
 def test_a_worker_that_dies_without_a_report_fails_the_stage_in_one_line(monkeypatch):
