@@ -104,7 +104,13 @@ class EditConfig(StageSettings):
                                       default_text="full 480, tiny 64")
     id_lora_path: str | None = _video(None, help="VideoPainterID LoRA folder: ID resampling across windows of "
                                       "long clips", aliases=("VP_ID_LORA_PATH",))
-    id_lora_alpha: float = _video(128.0, help="alpha of the VideoPainterID LoRA (its scale is alpha / rank)")
+    id_lora_alpha: float = _video(128.0, help="alpha of the VideoPainterID LoRA (its scale is alpha / rank: 128 on "
+                                  "rank 256 is training's 0.5; 256 gives 1.0, as the fork's inference loads it)")
+    id_resampling_mode: Literal["fork", "masked"] = _video(
+        "fork", help="ID resampling: fork (TencentARC's formula, which the released LoRA was trained with: every "
+        "position appended, masked, previous window weighted) or masked (only the masked tokens, unweighted)")
+    id_prev_clip_weight: float = _video(0.5, help="fork mode: weight of the previous window's keys/values "
+                                        "(prev_clip_weight; 0: each window resamples its own tokens)")
     # masks and first frame (FluxFill)
     dilate_size: int = _first(24, help="mask dilation kernel in pixels", aliases=("VP_DILATE_SIZE",))
     mask_feather: int = _first(8, help="feathering width inside the mask in pixels", aliases=("VP_MASK_FEATHER",))
@@ -209,6 +215,7 @@ class EditConfig(StageSettings):
             (self.flux_max_area >= 256, "--flux-max-area must be >= 256 pixels"),
             (self.reserve_gb >= 0, "--reserve-gb must be >= 0"),
             (self.id_lora_alpha > 0, "--id-lora-alpha must be > 0"),
+            (0 <= self.id_prev_clip_weight <= 1, "--id-prev-clip-weight must be in [0, 1]"),
             (self.caption_refine_iters >= 1, "--caption-refine-iters must be >= 1"),
             (self.caption_refine_temperature >= 0, "--caption-refine-temperature must be >= 0"),
             (self.compliance_frames >= 0, "--compliance-frames must be >= 0 (0 = no check)"),

@@ -135,7 +135,8 @@ def _build_video(cfg: EditConfig, policy: DevicePolicy) -> tuple[VideoPainterPip
         desc = {"model": cfg.cog_model, "branch": f"{cfg.branch_model}/{cfg.branch_subfolder}"}
     if cfg.id_lora_path:
         desc["id_lora"] = load_id_lora(pipe, cfg.id_lora_path, cfg.id_lora_alpha)
-        pipe.enable_id_resampling()
+        pipe.enable_id_resampling(cfg.id_resampling_mode, cfg.id_prev_clip_weight)
+        desc["id_lora"] |= {"resampling": cfg.id_resampling_mode, "prev_clip_weight": cfg.id_prev_clip_weight}
     desc["parameters"] = {name: sum(p.numel() for p in m.parameters())
                           for name, m in pipe.components.items() if isinstance(m, nn.Module)}
     return pipe, desc

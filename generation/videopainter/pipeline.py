@@ -41,7 +41,7 @@ from transformers import T5EncoderModel, T5Tokenizer
 from core.logs import progress
 from generation.videopainter.branch import VideoPainterBranch
 from generation.videopainter.hooks import BranchInjection, background_tokens, pooled_token_mask
-from generation.videopainter.id_resampling import ID_ADAPTER, IDResampleState, install_id_resampling
+from generation.videopainter.id_resampling import ID_ADAPTER, IDHooks, IDResampleState, install_id_resampling
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,10 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
         self.id_state: IDResampleState | None = None
 
     # ---- VideoPainterID -----------------------------------------------------------------------
-    def enable_id_resampling(self) -> None:
-        """Install the ID-resampling processors (call after loading the VideoPainterID LoRA)."""
-        self.id_state = install_id_resampling(self.transformer)
+    def enable_id_resampling(self, mode: str = "fork", prev_clip_weight: float = 0.5) -> None:
+        """Install the ID-resampling processors (call after loading the VideoPainterID LoRA); ``mode`` and
+        ``prev_clip_weight`` as in ``id_resampling``."""
+        self.id_state = install_id_resampling(self.transformer, mode, prev_clip_weight)
 
     def _use_id_resampling(self, multi_window: bool) -> bool:
         if self.id_state is None:
@@ -142,7 +143,7 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
                   if self.transformer.config.use_rotary_positional_embeddings else None)
         if id_resampling and self.id_state is not None:
             pooled = pooled_token_mask(latent_mask, self.transformer.config.patch_size)[0]
-            self.id_state.start_window(torch.nonzero(pooled > 0).flatten())
+            self.id_state.start_window(torch.nonzero(pooled > 0).flatten(), pooled > 0)
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, 0.0)
         old_pred_original_sample = None
         for i, t in enumerate(progress(timesteps, desc="denoise", total=len(timesteps), unit="step")):
@@ -155,7 +156,9 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
                                   branch_cond=branch_cond, timestep=timestep, image_rotary_emb=rotary,
                                   conditioning_scale=conditioning_scale)
             model_input = torch.cat([model_latents, image_latents], dim=2)
-            with BranchInjection(self.transformer, samples, keep), self.transformer.cache_context("cond_uncond"):
+            with BranchInjection(self.transformer, samples, keep), \
+                    IDHooks(self.transformer, self.id_state, id_resampling), \
+                    self.transformer.cache_context("cond_uncond"):
                 noise_pred = self.transformer(hidden_states=model_input, encoder_hidden_states=prompt_embeds,
                                               timestep=timestep, image_rotary_emb=rotary, return_dict=False)[0]
             noise_pred = noise_pred.float()

@@ -239,7 +239,7 @@ def test_id_processor_appends_masked_tokens_only(components):
     hidden, text = torch.randn(2, 24, 32, generator=g), torch.randn(2, 16, 32, generator=g)
     with torch.no_grad():
         reference = plain_processor(attn, hidden, text)
-        state = install_id_resampling(transformer)
+        state = install_id_resampling(transformer, "masked")
         assert torch.equal(attn.processor(attn, hidden, text)[0], reference[0])     # inactive
         state.start_window(torch.tensor([], dtype=torch.long))
         assert torch.allclose(attn.processor(attn, hidden, text)[0], reference[0], atol=1e-6)  # nothing appended
@@ -287,6 +287,96 @@ def test_long_clip_windows_condition_on_the_previous_window_with_id_resampling(c
     assert np.array_equal(out.frames[10], expected_overlap)     # overlapping frames are averaged
     assert np.array_equal(out.frames[2], np.rint(f0[2] * 255).astype(np.uint8))
     assert isinstance(pipe.id_state, IDResampleState) and len(pipe.id_state.previous) == 4
+    # fork mode (the default): what is kept is each block's whole output (text and video, after the branch),
+    # for the conditional and unconditional halves
+    text_len = pipe.id_state.previous[0].shape[1] - 13 * 4 * 6
+    assert pipe.id_state.mode == "fork" and pipe.id_state.previous[0].shape[0] == 2 and text_len > 0
+
+
+def _fork_setup(weight=0.5):
+    transformer = tiny_cogvideox_transformer(0)
+    attn = transformer.transformer_blocks[0].attn1
+    g = torch.Generator().manual_seed(0)
+    hidden, text = torch.randn(2, 24, 32, generator=g), torch.randn(2, 16, 32, generator=g)
+    plain = attn.processor
+    state = install_id_resampling(transformer, "fork", weight)
+    return attn, plain, state, hidden, text, g
+
+
+def test_fork_appends_every_position_so_even_an_empty_mask_dilutes_attention():
+    """The fork multiplies keys/values by the mask before norm_k: unmasked positions become bias-valued keys
+    with zero values, appended over the whole sequence, so attention changes even when nothing is masked
+    (the masked mode appends nothing)."""
+    attn, plain, state, hidden, text, _ = _fork_setup()
+    with torch.no_grad():
+        reference = plain(attn, hidden, text)[0]
+        state.start_window(torch.tensor([], dtype=torch.long), torch.zeros(24, dtype=torch.bool))
+        fork = attn.processor(attn, hidden, text)[0]
+        assert not torch.allclose(fork, reference, atol=1e-4)
+        # with norm_k mapping every key to zero, every logit is 0: plain attention is the mean of the S values;
+        # the fork adds S zero-valued positions, so before the output projection it is exactly half of it
+        attn.norm_k.weight.zero_()
+        attn.norm_k.bias.zero_()
+        plain_flat = plain(attn, hidden, text)[0]
+        fork_flat = attn.processor(attn, hidden, text)[0]
+    bias = attn.to_out[0].bias
+    assert torch.allclose(fork_flat - bias, 0.5 * (plain_flat - bias), atol=1e-5)
+
+
+def test_fork_previous_window_enters_only_through_masked_positions_and_by_its_weight():
+    attn, _, state, hidden, text, g = _fork_setup(weight=0.5)
+    mask = torch.zeros(24, dtype=torch.bool)
+    mask[3:6] = True
+    with torch.no_grad():
+        state.start_window(torch.tensor([3, 4, 5]), mask)
+        state.recording = True
+        state.record(0, torch.randn(2, 40, 32, generator=g))
+        state.finish_window()
+        state.start_window(torch.tensor([3, 4, 5]), mask)       # window 1, same masked tokens
+        previous = torch.randn(2, 40, 32, generator=g)
+        state.norm_previous[0] = previous
+        out = attn.processor(attn, hidden, text)[0]
+        changed_elsewhere = previous.clone()
+        changed_elsewhere[:, :16] += 5.0                         # text positions
+        changed_elsewhere[:, 16 + 10:] -= 3.0                    # unmasked video positions
+        state.norm_previous[0] = changed_elsewhere
+        same = attn.processor(attn, hidden, text)[0]
+        changed_inside = previous.clone()
+        changed_inside[:, 16 + 4] += 1.0                         # a masked video position
+        state.norm_previous[0] = changed_inside
+        moved = attn.processor(attn, hidden, text)[0]
+        state.norm_previous[0], state.weight = previous, 1.0
+        heavier = attn.processor(attn, hidden, text)[0]
+        state.weight = 0.0                                       # no weight: the window resamples its own tokens
+        own = attn.processor(attn, hidden, text)[0]
+        state.window, state.weight = 0, 0.5
+        window0 = attn.processor(attn, hidden, text)[0]
+    assert torch.allclose(out, same, atol=1e-6)                  # zero rows: only masked positions matter
+    assert not torch.allclose(out, moved, atol=1e-5) and not torch.allclose(out, heavier, atol=1e-5)
+    assert torch.allclose(own, window0, atol=1e-6) and not torch.allclose(own, out, atol=1e-5)
+
+
+def test_fork_pairs_the_previous_states_with_the_previous_mask_only_at_a_windows_first_call():
+    """The fork's pipeline passes the resample mask the last transformer call returned: the previous window's
+    at a window's first step, the window's own after that."""
+    attn, _, state, hidden, text, g = _fork_setup()
+    old, new = torch.zeros(24, dtype=torch.bool), torch.zeros(24, dtype=torch.bool)
+    old[0:4], new[10:14] = True, True
+    with torch.no_grad():
+        state.start_window(torch.nonzero(old).flatten(), old)
+        state.recording = True
+        state.record(0, torch.randn(2, 40, 32, generator=g))
+        state.finish_window()
+        state.start_window(torch.nonzero(new).flatten(), new)
+        assert torch.equal(state.call_mask, old)
+        previous = torch.randn(2, 40, 32, generator=g)
+        state.norm_previous[0] = previous
+        first = attn.processor(attn, hidden, text)[0]
+        state.after_call()
+        assert torch.equal(state.call_mask, new) and state.norm_previous == {}
+        state.norm_previous[0] = previous
+        later = attn.processor(attn, hidden, text)[0]
+    assert not torch.allclose(first, later, atol=1e-5)
 
 
 @pytest.mark.gpu
