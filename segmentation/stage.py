@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +60,43 @@ def plan_items(videos: list[str]) -> list[VideoItem]:
     return [VideoItem(uri, vid, error) for uri, vid, error in video_ids_of(videos, check_vp_id)]
 
 
+@dataclass
+class _Input:
+    local: str
+    moment: Moment | None
+    frames: Any
+    seconds: dict[str, float]
+
+
+class _Prefetch:
+    """Fetch and decode one video ahead on one background thread, so the device is not idle while the next
+    clip is downloaded and decoded. At most one clip waits in memory; a failure belongs to its own item
+    (raised when that item asks for its frames); items another worker claimed cost one wasted decode."""
+
+    def __init__(self, load: Callable[[VideoItem], _Input], order: list[VideoItem], enabled: bool) -> None:
+        self.load, self.enabled = load, enabled
+        self.next_of = {a.item_id: b for a, b in zip(order, order[1:], strict=False)}
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="lanepaint-prefetch") if enabled else None
+        self.pending: dict[str, Future] = {}
+
+    def get(self, item: VideoItem) -> _Input:
+        if self.pool is None:
+            return self.load(item)
+        future = self.pending.pop(item.item_id, None) or self.pool.submit(self.load, item)
+        for stale in [k for k in self.pending if k != item.item_id]:   # skipped or claimed elsewhere
+            self.pending.pop(stale).cancel()
+        upcoming = self.next_of.get(item.item_id)
+        if upcoming is not None and upcoming.error is None:
+            self.pending[upcoming.item_id] = self.pool.submit(self.load, upcoming)
+        return future.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for future in self.pending.values():
+                future.cancel()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 class _Segment:
     """The per-video function, with the lazily loaded segmenter shared across videos."""
 
@@ -64,6 +104,22 @@ class _Segment:
         self.cfg, self.layout, self.run_id, self.policy, self.manifest = cfg, layout, run_id, policy, manifest
         self.workers = default_workers(cfg.workers)
         self.segmenter: Any = None
+        self.prefetch = _Prefetch(self.read_input, [], False)
+
+    def read_input(self, item: VideoItem) -> _Input:
+        """Fetch (a remote input is cached locally) and decode the frames the stage needs."""
+        cfg, seconds = self.cfg, {}
+        start = time.perf_counter()
+        local = storage.fetch(item.uri, cfg.cache_dir or storage.DEFAULT_CACHE_DIR)
+        seconds["fetch"] = time.perf_counter() - start
+        start = time.perf_counter()
+        moment = self.moment(str(item.video_id), local)
+        if moment is None:
+            frames = videoio.decode(local, fps=cfg.fps, max_frames=cfg.max_frames)
+        else:
+            frames = videoio.decode_times(local, moment.frame_times())
+        seconds["decode"] = time.perf_counter() - start
+        return _Input(local, moment, frames, seconds)
 
     def load(self) -> None:
         from core.model_fingerprint import weights_record
@@ -89,14 +145,11 @@ class _Segment:
             raise LanepaintError(item.error)
         cfg, vid = self.cfg, item.video_id
         assert vid is not None
-        with timings.phase("fetch"):
-            local = storage.fetch(item.uri, cfg.cache_dir or storage.DEFAULT_CACHE_DIR)
-        with timings.phase("decode"):
-            moment = self.moment(vid, local)
-            if moment is None:
-                frames = videoio.decode(local, fps=cfg.fps, max_frames=cfg.max_frames)
-            else:
-                frames = videoio.decode_times(local, moment.frame_times())
+        with timings.phase("input_wait"):      # the time the device waited: 0 when the prefetch was ahead
+            given = self.prefetch.get(item)
+        for name, value in given.seconds.items():  # the work itself, overlapped with the previous video
+            timings.seconds[name] = timings.seconds.get(name, 0.0) + value
+        moment, frames = given.moment, given.frames
         with timings.phase("segment"):
             raw = self.segmenter.segment(frames)
         with timings.phase("clean"):
@@ -156,6 +209,7 @@ def run_segment(cfg: SegmentConfig) -> StageResult:
     pending = [i for i in items if i.error is None and (cfg.overwrite or not done(i))]
     if pending:
         segment.load()
+    segment.prefetch = _Prefetch(segment.read_input, pending, cfg.prefetch and len(pending) > 1)
     log.info("segment %s: %d video(s) (%d to run) from %d input(s) -> %s", run_id, len(items), len(pending),
              len(cfg.inputs), run_uri)
 
@@ -167,7 +221,10 @@ def run_segment(cfg: SegmentConfig) -> StageResult:
                         on_result=manifest.record, timeout=cfg.item_timeout,
                         invalidate=lambda i: storage.rm(layout.vp_meta_csv(run_id, i.video_id)),
                         claims=ClaimStore(run_uri))
-    runner.run(items, segment, summary)
+    try:
+        runner.run(items, segment, summary)
+    finally:
+        segment.prefetch.close()
     manifest_uri = manifest.finalize(summary)
     usable = any(r.status != FAILED for r in summary.results)
     return StageResult.from_summary(
