@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,9 +67,14 @@ def dynamic_guidance_scale(guidance_scale: float, timestep: float, num_inference
 
 @dataclass
 class VideoPainterOutput:
-    frames: np.ndarray                      # [T, H, W, 3] uint8 at the model resolution
+    frames: Any                             # output_type np: [T, H, W, 3] uint8; pt: [T, 3, H, W] float in [0, 1];
+                                            # pil: list of PIL images; latent: [1, F, C, h, w] of the one window
     windows: list[tuple[int, int]] = field(default_factory=list)
     id_resampling: bool = False
+
+
+OUTPUT_TYPES = ("np", "pt", "pil", "latent")
+CALLBACK_TENSORS = ("latents", "prompt_embeds")
 
 
 class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
@@ -85,6 +92,54 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
                          scheduler=scheduler)
         self.register_modules(branch=branch)
         self.id_state: IDResampleState | None = None
+        # diffusers' pipeline state, read through the properties guidance_scale, num_timesteps, interrupt, ...
+        self._guidance_scale, self._num_timesteps, self._interrupt = 1.0, 0, False
+        self._current_timestep, self._attention_kwargs = None, None
+
+    def check_video_inputs(self, video: Any, masks: Any, prompt: Any, first_frame: Any, num_frames: int,
+                           window_stride: int, strength: float, num_inference_steps: int, output_type: str,
+                           callback_on_step_end: Any, callback_on_step_end_tensor_inputs: Any) -> str:
+        """Every argument checked before any work, one clear ``ValueError`` each; returns the prompt text."""
+        if isinstance(prompt, list | tuple):
+            if len(prompt) != 1:
+                raise ValueError(f"one prompt per call (the clip's windows share it), got {len(prompt)}; edit each "
+                                 "instruction in its own call")
+            prompt = prompt[0]
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
+        if not isinstance(video, np.ndarray) or video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
+            raise ValueError(f"video must be a uint8 array [T, H, W, 3], got {getattr(video, 'dtype', type(video))} "
+                             f"{list(getattr(video, 'shape', []))}")
+        total, height, width = video.shape[:3]
+        if not isinstance(masks, np.ndarray) or masks.shape != (total, height, width):
+            raise ValueError(f"masks {list(getattr(masks, 'shape', []))} do not match video {list(video.shape)}")
+        multiple = self.vae_scale_factor_spatial * self.transformer.config.patch_size
+        if height % multiple or width % multiple:
+            raise ValueError(f"height and width must be multiples of {multiple}, got {width}x{height}")
+        if first_frame is not None and getattr(first_frame, "shape", None) != (height, width, 3):
+            raise ValueError(f"first_frame {list(getattr(first_frame, 'shape', []))} does not match the video's "
+                             f"{[height, width, 3]}")
+        if num_frames < 1 or (num_frames - 1) % self.vae_scale_factor_temporal:
+            raise ValueError(f"num_frames must be 1 + a multiple of {self.vae_scale_factor_temporal}, got {num_frames}")
+        if total < num_frames:
+            raise ValueError(f"the video has {total} frames, fewer than num_frames={num_frames}")
+        if window_stride < 1:
+            raise ValueError(f"window_stride must be >= 1, got {window_stride}")
+        if not 0.0 < strength <= 1.0:
+            raise ValueError(f"strength must be in (0, 1], got {strength}")
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
+        if output_type == "latent" and plan_windows(total, num_frames, window_stride)[1:]:
+            raise ValueError("output_type='latent' needs a clip of one window: windows after the first are "
+                             "conditioned on decoded frames")
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise ValueError("callback_on_step_end must be callable")
+        unknown = [k for k in callback_on_step_end_tensor_inputs or () if k not in CALLBACK_TENSORS]
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs {unknown} not in {list(CALLBACK_TENSORS)}")
+        return prompt
 
     # ---- VideoPainterID -----------------------------------------------------------------------
     def enable_id_resampling(self, mode: str = "fork", prev_clip_weight: float = 0.5) -> None:
@@ -119,7 +174,7 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
                         prompt_embeds: torch.Tensor, timesteps: torch.Tensor, num_inference_steps: int,
                         guidance_scale: float, use_dynamic_cfg: bool, full_strength: bool,
                         generator: torch.Generator | None, conditioning_scale: float, mask_add: bool,
-                        replace_gt: bool, id_resampling: bool) -> np.ndarray:
+                        replace_gt: bool, id_resampling: bool, decode: bool = True) -> Any:
         device, dtype = self._execution_device, prompt_embeds.dtype
         do_cfg = guidance_scale > 1.0
         video = video.to(device=device, dtype=dtype)
@@ -147,6 +202,9 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, 0.0)
         old_pred_original_sample = None
         for i, t in enumerate(progress(timesteps, desc="denoise", total=len(timesteps), unit="step")):
+            if self._interrupt:
+                break
+            self._current_timestep = t
             if id_resampling and self.id_state is not None:
                 self.id_state.recording = i == len(timesteps) - 1
             model_latents = torch.cat([latents] * 2) if do_cfg else latents
@@ -164,6 +222,7 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
             noise_pred = noise_pred.float()
             scale = dynamic_guidance_scale(guidance_scale, t.item(), num_inference_steps) if use_dynamic_cfg \
                 else guidance_scale
+            self._guidance_scale = scale
             if do_cfg:
                 uncond, cond = noise_pred.chunk(2)
                 noise_pred = uncond + scale * (cond - uncond)
@@ -178,8 +237,16 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
                 target = (self.scheduler.add_noise(video_latents, noise, timesteps[i + 1:i + 2])
                           if i < len(timesteps) - 1 else video_latents)
                 latents = (1 - latent_mask) * target + latent_mask * latents
+            callback, names = getattr(self, "_callback", (None, ()))
+            if callback is not None:
+                tensors = {"latents": latents, "prompt_embeds": prompt_embeds}
+                returned = callback(self, i, t, {k: tensors[k] for k in names}) or {}
+                latents = returned.get("latents", latents)
+                prompt_embeds = returned.get("prompt_embeds", prompt_embeds)
         if id_resampling and self.id_state is not None:
             self.id_state.finish_window()
+        if not decode:
+            return latents
         frames = self.decode_latents(latents)
         return self.video_processor.postprocess_video(video=frames, output_type="np")[0]
 
@@ -189,15 +256,26 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
                  negative_prompt: str | None = None, num_frames: int = 49, window_stride: int = 41,
                  num_inference_steps: int = 50, guidance_scale: float = 6.0, use_dynamic_cfg: bool = True,
                  strength: float = 1.0, generator: torch.Generator | None = None, conditioning_scale: float = 1.0,
-                 mask_add: bool = True, replace_gt: bool = True) -> VideoPainterOutput:
+                 mask_add: bool = True, replace_gt: bool = True, output_type: str = "np", return_dict: bool = True,
+                 callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
+                 callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",)) -> Any:
         """Inpaint ``video`` ``[T, H, W, 3]`` uint8 where ``masks`` ``[T, H, W]`` is True.
 
         ``H``/``W`` are the model resolution (720x480 for CogVideoX-5b-I2V), ``T >= num_frames``.
         ``first_frame`` ``[H, W, 3]`` uint8 (e.g. FluxFill's edit) conditions the first window.
+        As a diffusers pipeline: ``output_type`` np | pt | pil | latent (one-window clips), ``return_dict``
+        (False: a tuple ``(frames,)``), ``callback_on_step_end(pipe, step, timestep, tensors) -> dict`` after
+        each step with ``callback_on_step_end_tensor_inputs`` (latents, prompt_embeds; a returned ``latents``
+        replaces them), ``pipe.interrupt`` (set it in the callback to stop after that step), and the
+        ``guidance_scale`` (the step's, with dynamic CFG), ``num_timesteps`` and ``current_timestep``
+        properties. Every argument is checked first (``check_video_inputs``).
         """
+        prompt = self.check_video_inputs(video, masks, prompt, first_frame, num_frames, window_stride, strength,
+                                         num_inference_steps, output_type, callback_on_step_end,
+                                         callback_on_step_end_tensor_inputs)
+        self._interrupt, self._guidance_scale, self._current_timestep = False, guidance_scale, None
+        self._callback = (callback_on_step_end, tuple(callback_on_step_end_tensor_inputs or ()))
         total, height, width = video.shape[:3]
-        if masks.shape != (total, height, width):
-            raise ValueError(f"masks {masks.shape} do not match video {video.shape}")
         cfg = self.transformer.config
         if cfg.patch_size_t is not None or cfg.ofs_embed_dim:
             raise ValueError("VideoPainter's branch is built for CogVideoX 1.0 I2V (5b-I2V); this transformer is "
@@ -241,14 +319,28 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
                 cond = window[:, 0] * (window_masks[:, 0] < 0.5)
             timesteps, steps = retrieve_timesteps(self.scheduler, num_inference_steps, device)
             timesteps, steps = self.get_timesteps(steps, timesteps, strength, device)
+            self._num_timesteps = len(timesteps)
             frames = self._denoise_window(
                 window[None], window_masks[None], cond[None], prompt_embeds, timesteps, steps, guidance_scale,
                 use_dynamic_cfg, strength >= 1.0, generator, conditioning_scale, mask_add, replace_gt,
-                id_resampling)
+                id_resampling, decode=output_type != "latent")
+            if output_type == "latent":
+                self.maybe_free_model_hooks()
+                return VideoPainterOutput(frames, [(start, start + num_frames)], id_resampling) if return_dict \
+                    else (frames,)
             acc[start:start + num_frames] += frames
             counts[start:start + num_frames] += 1
             previous = (start, frames)
             log.debug("window %d-%d done", start, start + num_frames)
         self.maybe_free_model_hooks()
+        self._current_timestep = None
         out = np.clip(np.rint(acc / counts[:, None, None, None] * 255.0), 0, 255).astype(np.uint8)
+        if output_type == "pt":
+            out = torch.from_numpy(out).permute(0, 3, 1, 2).float() / 255.0
+        elif output_type == "pil":
+            from PIL import Image
+
+            out = [Image.fromarray(frame) for frame in out]
+        if not return_dict:
+            return (out,)
         return VideoPainterOutput(out, [(s, s + num_frames) for s in starts], id_resampling)
