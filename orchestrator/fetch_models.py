@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from core import model_lock
 from core.config import Settings, build_config, setting
 from core.errors import LanepaintError, UsageError, brief
+from core.hub_errors import hub_failure
 from orchestrator.model_catalog import Checkpoint, checkpoints
 
 log = logging.getLogger(__name__)
@@ -110,24 +111,6 @@ def _configs(config_file: Any) -> tuple[Any, Any, Any]:
             build(EvaluateConfig, video_data="fetch-models"))
 
 
-def _hub_error(exc: Exception, repo: str) -> str:
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    if isinstance(exc, GatedRepoError) or (isinstance(exc, HfHubHTTPError) and getattr(
-            exc.response, "status_code", None) in (401, 403)):
-        return f"access denied: {repo} is gated; accept its terms on the hub and set HF_TOKEN to a read token"
-    if isinstance(exc, RevisionNotFoundError):
-        return "revision not found"
-    if isinstance(exc, RepositoryNotFoundError):
-        return "not found at this endpoint (or not visible without HF_TOKEN)"
-    return brief(exc, 200)
-
-
 def _unreachable(exc: Exception) -> bool:
     """Offline mode or no connection: every other checkpoint would fail the same way."""
     from huggingface_hub.errors import OfflineModeIsEnabled
@@ -171,8 +154,8 @@ def fetch_models(cfg: FetchModelsConfig, config_file: Any = None) -> FetchModels
                 raise LanepaintError(f"cannot reach the hub at {cfg.endpoint or 'https://huggingface.co'}: "
                                      f"{brief(exc, 160)}") from None
             item.status = "FAILED"
-            result.failed[checkpoint.repo_id] = exc.args[0] if isinstance(exc, LanepaintError) else _hub_error(
-                exc, checkpoint.repo_id)
+            result.failed[checkpoint.repo_id] = exc.args[0] if isinstance(exc, LanepaintError) else str(
+                hub_failure(exc, checkpoint.repo_id))
             continue
         if cfg.dry_run:
             continue
@@ -183,7 +166,7 @@ def fetch_models(cfg: FetchModelsConfig, config_file: Any = None) -> FetchModels
                               endpoint=cfg.endpoint, max_workers=cfg.workers)
         except Exception as exc:
             item.status = "FAILED"
-            result.failed[checkpoint.repo_id] = _hub_error(exc, checkpoint.repo_id)
+            result.failed[checkpoint.repo_id] = str(hub_failure(exc, checkpoint.repo_id))
             continue
         item.status, item.cached = "fetched", len(item.files)
     done = {r.checkpoint.repo_id: {"revision": r.commit, "requested": r.requested, "files": len(r.files),

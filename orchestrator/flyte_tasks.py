@@ -142,7 +142,7 @@ async def run_stage(stage: StagePlan, concurrency: int, videos_per_shard: int = 
              "one after another (Flyte local mode)" if local else f"at most {concurrency} at a time")
     reports = [r async for r in flyte.map.aio(shard_task, configs, group_name=f"{stage.spec.name}_shards",
                                               concurrency=concurrency, return_exceptions=False)]
-    stale = stale_shards(stage.run_uri, reports)
+    stale = [] if local else stale_shards(stage.run_uri, reports)    # local runs do not use the cache
     if stale:      # cached reports whose outputs were deleted: the cache must not stand in for them
         log.warning("stage %s: %d shard(s) came back from the cache but their outputs are gone; running them again",
                     stage.spec.number, len(stale))

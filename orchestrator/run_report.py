@@ -62,24 +62,21 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
 
 
 def _instruction_stats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from vla.metrics import holm_adjust, paired_delta_stats, smallest_p_value, too_few_pairs
+    """Per instruction with both minADE values: its changes, their statistics (``instruction_delta_stats``, as
+    stage 3's report computes them) and the plan displacements."""
+    from vla.metrics import instruction_delta_stats
 
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         if row.get("min_ade_edited_m") is not None and row.get("min_ade_original_m") is not None:
             groups.setdefault(row["instruction_folder"], []).append(row)
-    out = []
-    for folder in sorted(groups):
-        group = groups[folder]
-        stats = paired_delta_stats(np.array([r["min_ade_edited_m"] for r in group]),
-                                   np.array([r["min_ade_original_m"] for r in group]))
-        out.append({"folder": folder, "instruction": group[0].get("instruction") or "", "stats": stats,
-                    "deltas": [r["min_ade_edited_m"] - r["min_ade_original_m"] for r in group],
-                    "smallest_p": smallest_p_value(stats.n), "too_few": too_few_pairs(stats.n),
-                    "plan_ade": finite([r.get("plan_ade_m") for r in group])})
-    for entry, p_holm in zip(out, holm_adjust([e["stats"].p_value for e in out]), strict=True):
-        entry["p_holm"] = p_holm
-    return out
+    groups = dict(sorted(groups.items()))
+    stats = instruction_delta_stats({folder: ([r["min_ade_edited_m"] for r in group],
+                                              [r["min_ade_original_m"] for r in group])
+                                     for folder, group in groups.items()})
+    return [{"folder": folder, "stats": stats[folder],
+             "deltas": [r["min_ade_edited_m"] - r["min_ade_original_m"] for r in group],
+             "plan_ade": finite([r.get("plan_ade_m") for r in group])} for folder, group in groups.items()]
 
 
 def _link(uri: str | None, report_dir: str) -> str | None:
@@ -190,11 +187,11 @@ def render_html(table: RunTable, output_root: str, samples: int = 6) -> str:
         body = []
         for e in stats:
             s = e["stats"]
-            warn = (f"<span class='warn'>n={s.n} is too small: the smallest p the test can give is "
-                    f"{e['smallest_p']:.3f}, so p &lt; 0.05 is impossible (n &ge; 6 needed)</span>"
-                    if e["too_few"] else "")
-            body.append((esc(e["folder"]), str(s.n), _fmt(s.mean, "+.3f"), _fmt(s.median, "+.3f"),
-                         f"[{s.ci_low:+.3f}, {s.ci_high:+.3f}]", f"{s.p_value:.4f}", f"{e['p_holm']:.4f}",
+            warn = (f"<span class='warn'>n={s['n']} is too small: the smallest p the test can give is "
+                    f"{s['smallest_attainable_p']:.3f}, so p &lt; 0.05 is impossible (n &ge; 6 needed)</span>"
+                    if s["too_few_pairs"] else "")
+            body.append((esc(e["folder"]), str(s["n"]), _fmt(s["mean"], "+.3f"), _fmt(s["median"], "+.3f"),
+                         f"[{s['ci_low']:+.3f}, {s['ci_high']:+.3f}]", f"{s['p_value']:.4f}", f"{s['p_holm']:.4f}",
                          _fmt(float(np.mean(e["plan_ade"])) if e["plan_ade"] else None), warn))
         parts.append(_table(("instruction", "n", "mean (m)", "median (m)", "95% CI of the mean (m)",
                              "p (sign flip)", f"p Holm ({len(stats)} instr.)", "plan moved, mean ADE (m)", ""),
@@ -203,8 +200,9 @@ def render_html(table: RunTable, output_root: str, samples: int = 6) -> str:
                      "percentile bootstrap of the mean (10000 resamples, seeded); p: two-sided sign-flip "
                      "permutation test of mean 0 (exact up to n = 16); Holm: adjusted over this run's "
                      "instructions.</p>")
-        chart = strip_chart([(e["folder"], e["deltas"], (e["stats"].mean, e["stats"].ci_low, e["stats"].ci_high))
-                             for e in stats], "minADE change, edited - original (m)")
+        chart = strip_chart([(e["folder"], e["deltas"], (e["stats"]["mean"], e["stats"]["ci_low"],
+                                                         e["stats"]["ci_high"])) for e in stats],
+                            "minADE change, edited - original (m)")
         parts.append(f"<figure>{chart}<figcaption>Each dot is a clip; the red bar is the mean with its bootstrap "
                      "95% interval; dashed: no change.</figcaption></figure>")
     else:

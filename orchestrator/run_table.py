@@ -302,33 +302,32 @@ def _split_item(item_id: str) -> tuple[str, str] | None:
     return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
 
 
+def _record_kind(name: str) -> str | None:
+    """Which ``Sources`` field a file under a stage 2 or 3 run folder fills, if any."""
+    if name.endswith(SIDECAR_END):
+        return "sidecar"
+    if name.endswith(INFERENCE_END):
+        return "inference"
+    if name.startswith("eval_") and name.endswith(".json"):
+        return "evaluation"
+    return None
+
+
 def _collect(layout: Layout, run_id: str) -> dict[tuple[str, str], Sources]:
     found: dict[tuple[str, str], Sources] = {}
 
     def at(folder: str, video_id: str) -> Sources:
         return found.setdefault((folder, video_id), Sources(run_id, folder, video_id))
 
-    vp_root = layout.vp_run(run_id)
-    for uri in storage.walk_files(vp_root):
-        parts = uri.replace("\\", "/").split("/")
-        if uri.endswith(SIDECAR_END) and len(parts) >= 3 and not parts[-3].startswith("_"):
-            sources = at(parts[-3], parts[-2])
-            sources.sidecar = _read_json(uri)
-        elif parts[-1].startswith("eval_") and uri.endswith(".json") and len(parts) >= 3:
-            at(parts[-3], parts[-2]).evaluation = _read_json(uri)
-    for item_id, record in read_item_records(vp_root).items():
-        key = _split_item(item_id)
-        if key:
-            at(*key).edit_item = record
-    vla_root = layout.alpamayo_run(run_id)
-    for uri in storage.walk_files(vla_root):
-        parts = uri.replace("\\", "/").split("/")
-        if uri.endswith(INFERENCE_END) and len(parts) >= 3 and not parts[-3].startswith("_"):
-            at(parts[-3], parts[-2]).inference = _read_json(uri)
-    for item_id, record in read_item_records(vla_root).items():
-        key = _split_item(item_id)
-        if key:
-            at(*key).vla_item = record
+    for root, item_attribute in ((layout.vp_run(run_id), "edit_item"), (layout.alpamayo_run(run_id), "vla_item")):
+        for uri in storage.walk_files(root):
+            parts = uri.replace("\\", "/").split("/")
+            kind = _record_kind(parts[-1])
+            if kind and len(parts) >= 3 and not parts[-3].startswith("_"):
+                setattr(at(parts[-3], parts[-2]), kind, _read_json(uri))
+        for item_id, record in read_item_records(root).items():
+            if key := _split_item(item_id):
+                setattr(at(*key), item_attribute, record)
     stats: dict[tuple[str, str], dict[str, Any]] = {}
     for sources in found.values():
         data_run = _path(sources.sidecar, "input", "data_run_id") or run_id

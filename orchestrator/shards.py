@@ -53,13 +53,15 @@ def run_shard(stage: str, config_json: str) -> StageReport:
 
 def stale_shards(run_uri: str, reports: Sequence[StageReport]) -> list[int]:
     """Indices of shard reports that list finished items whose records are gone from the run root: a Flyte
-    cache hit for outputs someone deleted. Those shards must run again (without the cache)."""
-    from core.manifest import read_item_records
+    cache hit for outputs someone deleted. Those shards must run again (without the cache). One listing of
+    the records folder, no record read."""
+    from core.ids import item_file_name
+    from core.manifest import ITEMS_DIR
 
     if not any(r.ok for r in reports):
         return []
-    present = set(read_item_records(run_uri))
-    return [i for i, r in enumerate(reports) if any(item not in present for item in r.ok)]
+    present = {storage.basename(uri) for uri in storage.ls(storage.join(run_uri, ITEMS_DIR), dirs=False)}
+    return [i for i, r in enumerate(reports) if any(item_file_name(item) not in present for item in r.ok)]
 
 
 def combine(spec: StageSpec, run_id: str, reports: Sequence[StageReport]) -> StageReport:

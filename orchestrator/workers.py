@@ -80,10 +80,7 @@ def run_workers(stage: str, configs: list[str], devices: list[str]) -> list[Stag
                                               start_new_session=True))
                 outs.append((device, out))
             codes = [proc.wait() for proc in procs]
-        except (KeyboardInterrupt, Terminated):
-            _stop(procs)
-            raise
-        finally:
+        finally:                # Ctrl-C, SIGTERM or an error here: no worker outlives the stage
             _stop(procs)
         for (device, out), code in zip(outs, codes, strict=True):
             if code in (130, 143):

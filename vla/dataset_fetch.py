@@ -27,7 +27,8 @@ from typing import Any
 
 from core.driving_dataset import REPO_FOLDER, REPO_ID, camera_index
 from core.edited_clips import parse_video_id
-from core.errors import LanepaintError, UsageError, brief
+from core.errors import LanepaintError, UsageError
+from core.hub_errors import hub_failure
 from core.storage import temp_prefix
 from vla.config import FetchDatasetConfig
 
@@ -107,26 +108,9 @@ def wanted_clips(cfg: FetchDatasetConfig) -> dict[str, set[str]]:
 
 
 def _hub_error(exc: Exception, what: str) -> LanepaintError:
-    """A hub failure as one line; the gated-access and not-found cases say what to do."""
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        GatedRepoError,
-        HfHubHTTPError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    if isinstance(exc, GatedRepoError) or (isinstance(exc, HfHubHTTPError) and getattr(
-            exc.response, "status_code", None) in (401, 403)):
-        return UsageError(f"{what}: access denied: {REPO_ID} is gated; accept its terms on the hub and set HF_TOKEN "
-                          "to a read token")
-    if isinstance(exc, RevisionNotFoundError):
-        return UsageError(f"{what}: revision not found in {REPO_ID}")
-    if isinstance(exc, RepositoryNotFoundError):
-        return UsageError(f"{what}: {REPO_ID} not found at this endpoint (or not visible without HF_TOKEN)")
-    if isinstance(exc, EntryNotFoundError):
-        return LanepaintError(f"{what}: not in the dataset")
-    return LanepaintError(f"{what}: {brief(exc, 200)}")
+    """A hub failure as one line naming the file or step (``core.hub_errors``)."""
+    failure = hub_failure(exc, REPO_ID, missing="not in the dataset")
+    return type(failure)(f"{what}: {failure}")
 
 
 class _Hub:

@@ -20,7 +20,7 @@ import numpy as np
 from core import storage
 from core.errors import StorageError
 from core.runner import FAILED, RunSummary
-from vla.metrics import holm_adjust, paired_delta_stats, smallest_p_value, too_few_pairs
+from vla.metrics import instruction_delta_stats
 
 log = logging.getLogger(__name__)
 
@@ -97,24 +97,20 @@ def summarise(rows: list[dict[str, Any]], header: dict[str, Any], bootstrap_samp
     ades = [float(r["min_ade_meters"]) for r in good]
     originals = [float(r["original_min_ade_meters"]) for r in good]
     by_video = sorted(good, key=lambda r: r["min_ade_meters"])
-    instructions: dict[str, Any] = {}
-    for folder in sorted({r["instruction_folder"] for r in good}):
-        group = [r for r in good if r["instruction_folder"] == folder]
-        stats = paired_delta_stats(np.array([r["min_ade_meters"] for r in group]),
-                                   np.array([r["original_min_ade_meters"] for r in group]),
-                                   bootstrap_samples, permutation_samples, seed)
-        instructions[folder] = {
+    groups = {folder: [r for r in good if r["instruction_folder"] == folder]
+              for folder in sorted({r["instruction_folder"] for r in good})}
+    deltas = instruction_delta_stats(
+        {folder: ([r["min_ade_meters"] for r in group], [r["original_min_ade_meters"] for r in group])
+         for folder, group in groups.items()}, bootstrap_samples, permutation_samples, seed)
+    instructions: dict[str, Any] = {
+        folder: {
             "instruction": next((r.get("instruction") for r in group if r.get("instruction")), None),
             "videos": [r["video_id"] for r in group],
             "deltas": [r["min_ade_meters"] - r["original_min_ade_meters"] for r in group],
-            "delta": {**stats.as_dict(), "smallest_attainable_p": smallest_p_value(stats.n, permutation_samples),
-                      "too_few_pairs": too_few_pairs(stats.n, permutation_samples=permutation_samples)},
+            "delta": deltas[folder],
             "plan_displacement": _displacement(group),
             "baseline": _baseline(group),
-        }
-    adjusted = holm_adjust([info["delta"]["p_value"] for info in instructions.values()])
-    for info, p_holm in zip(instructions.values(), adjusted, strict=True):
-        info["delta"]["p_holm"] = p_holm
+        } for folder, group in groups.items()}
     return {
         **header,
         "counts": {"total": len(rows), "succeeded": len(good), "failed": len(rows) - len(good),

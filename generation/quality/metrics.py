@@ -171,7 +171,8 @@ def _psnr_block(per_frame: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 
 def _pixel_block(per_frame: dict[str, torch.Tensor]) -> dict[str, Any]:
-    return {**{k: _mean(per_frame[k]) for k in PIXEL_KEYS}, **_psnr_block(per_frame)}
+    """The clip values of one block: PSNR from the mean MSE (``_psnr_block``), the others their frame mean."""
+    return {**_psnr_block(per_frame), **{k: _mean(per_frame[k]) for k in PIXEL_KEYS if k != "psnr"}}
 
 
 def _mean(values: torch.Tensor) -> float | None:

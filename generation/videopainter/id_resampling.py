@@ -125,32 +125,10 @@ class IDResampleAttnProcessor(CogVideoXAttnProcessor2_0):
 
         text_len = encoder_hidden_states.size(1)
         tokens = torch.cat([encoder_hidden_states, hidden_states], dim=1)
-        batch = tokens.shape[0]
-        heads = attn.heads
-
-        def split(x: torch.Tensor) -> torch.Tensor:
-            return x.view(batch, -1, heads, x.shape[-1] // heads).transpose(1, 2)
-
-        query, key, value = split(attn.to_q(tokens)), split(attn.to_k(tokens)), split(attn.to_v(tokens))
-        extra_key, extra_value = split(attn.to_k(extra)), split(attn.to_v(extra))
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
-            extra_key = attn.norm_k(extra_key)
-        if image_rotary_emb is not None:
-            query[:, :, text_len:] = apply_rotary_emb(query[:, :, text_len:], image_rotary_emb)
-            key[:, :, text_len:] = apply_rotary_emb(key[:, :, text_len:], image_rotary_emb)
-            cos, sin = image_rotary_emb
-            extra_key = apply_rotary_emb(extra_key, (cos[extra_index], sin[extra_index]))
-        key = torch.cat([key, extra_key], dim=2)
-        value = torch.cat([value, extra_value], dim=2)
-        out = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
-        out = out.transpose(1, 2).reshape(batch, -1, heads * query.shape[-1])
-        out = attn.to_out[1](attn.to_out[0](out))
-        encoder_out, video_out = out.split([text_len, out.size(1) - text_len], dim=1)
-        return video_out, encoder_out
-
+        cos, sin = image_rotary_emb if image_rotary_emb is not None else (None, None)
+        return _attend(attn, tokens, text_len, attn.to_k(tokens), attn.to_v(tokens), attn.to_k(extra),
+                       attn.to_v(extra), image_rotary_emb,
+                       lambda key: apply_rotary_emb(key, (cos[extra_index], sin[extra_index])))
 
     def _fork(self, attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor,
               image_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, ...]:
@@ -158,7 +136,6 @@ class IDResampleAttnProcessor(CogVideoXAttnProcessor2_0):
         state = self.state
         text_len = encoder_hidden_states.size(1)
         tokens = torch.cat([encoder_hidden_states, hidden_states], dim=1)
-        batch, heads = tokens.shape[0], attn.heads
 
         def over_sequence(video_mask: torch.Tensor) -> torch.Tensor:      # [1, S, 1]: text never resampled
             full = torch.cat([video_mask.new_zeros(text_len), video_mask])
@@ -166,34 +143,52 @@ class IDResampleAttnProcessor(CogVideoXAttnProcessor2_0):
 
         key_in, value_in = attn.to_k(tokens), attn.to_v(tokens)
         previous = state.norm_previous.get(self.layer) if state.uses_previous() else None
-        if previous is not None and previous.shape[0] == batch and state.call_mask is not None:
+        if previous is not None and previous.shape[0] == tokens.shape[0] and state.call_mask is not None:
             mask = over_sequence(state.call_mask) * state.weight
-            key_mask, value_mask = attn.to_k(previous.to(tokens.dtype)) * mask, attn.to_v(previous.to(tokens.dtype)) * mask
+            previous = previous.to(tokens.dtype)
+            key_mask, value_mask = attn.to_k(previous) * mask, attn.to_v(previous) * mask
         else:
             mask = over_sequence(state.token_mask)
             key_mask, value_mask = key_in * mask, value_in * mask
 
-        def split(x: torch.Tensor) -> torch.Tensor:
-            return x.view(batch, -1, heads, x.shape[-1] // heads).transpose(1, 2)
-
-        query, key, value = split(attn.to_q(tokens)), split(key_in), split(value_in)
-        key_mask, value_mask = split(key_mask), split(value_mask)
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
-            key_mask = attn.norm_k(key_mask)
-        if image_rotary_emb is not None:
-            query[:, :, text_len:] = apply_rotary_emb(query[:, :, text_len:], image_rotary_emb)
+        def rotate_video(key: torch.Tensor) -> torch.Tensor:
             key[:, :, text_len:] = apply_rotary_emb(key[:, :, text_len:], image_rotary_emb)
-            key_mask[:, :, text_len:] = apply_rotary_emb(key_mask[:, :, text_len:], image_rotary_emb)
-        key = torch.cat([key, key_mask], dim=2)
-        value = torch.cat([value, value_mask], dim=2)
-        out = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
-        out = out.transpose(1, 2).reshape(batch, -1, heads * query.shape[-1])
-        out = attn.to_out[1](attn.to_out[0](out))
-        encoder_out, video_out = out.split([text_len, out.size(1) - text_len], dim=1)
-        return video_out, encoder_out
+            return key
+
+        return _attend(attn, tokens, text_len, key_in, value_in, key_mask, value_mask, image_rotary_emb,
+                       rotate_video)
+
+
+def _attend(attn: Any, tokens: torch.Tensor, text_len: int, key_in: torch.Tensor, value_in: torch.Tensor,
+            extra_key: torch.Tensor, extra_value: torch.Tensor,
+            image_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None,
+            rotate_extra: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """CogVideoX joint attention over ``tokens`` (text, then video) with extra keys/values appended: every
+    key/value comes as its linear projection (before the head split and ``norm_k``); ``rotate_extra(key)``
+    applies the rotary embedding to the extra keys. Returns (video, text) outputs, as the upstream processor."""
+    batch, heads = tokens.shape[0], attn.heads
+
+    def split(x: torch.Tensor) -> torch.Tensor:
+        return x.view(batch, -1, heads, x.shape[-1] // heads).transpose(1, 2)
+
+    query, key, value = split(attn.to_q(tokens)), split(key_in), split(value_in)
+    extra_key, extra_value = split(extra_key), split(extra_value)
+    if attn.norm_q is not None:
+        query = attn.norm_q(query)
+    if attn.norm_k is not None:
+        key = attn.norm_k(key)
+        extra_key = attn.norm_k(extra_key)
+    if image_rotary_emb is not None:
+        query[:, :, text_len:] = apply_rotary_emb(query[:, :, text_len:], image_rotary_emb)
+        key[:, :, text_len:] = apply_rotary_emb(key[:, :, text_len:], image_rotary_emb)
+        extra_key = rotate_extra(extra_key)
+    key = torch.cat([key, extra_key], dim=2)
+    value = torch.cat([value, extra_value], dim=2)
+    out = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
+    out = out.transpose(1, 2).reshape(batch, -1, heads * query.shape[-1])
+    out = attn.to_out[1](attn.to_out[0](out))
+    encoder_out, video_out = out.split([text_len, out.size(1) - text_len], dim=1)
+    return video_out, encoder_out
 
 
 class IDHooks:

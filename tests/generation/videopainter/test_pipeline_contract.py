@@ -6,8 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from generation.tiny_models import TINY_SIZE, tiny_cogvideox_components
+from generation.tiny_models import tiny_cogvideox_components
 from generation.videopainter.pipeline import VideoPainterOutput, VideoPainterPipeline
+from tests.generation.videopainter.test_videopainter import _clip
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -17,17 +18,8 @@ def pipe():
     return VideoPainterPipeline(**tiny_cogvideox_components(0))
 
 
-def _clip(frames=49, seed=0):
-    w, h = TINY_SIZE
-    rng = np.random.default_rng(seed)
-    video = rng.integers(0, 256, (frames, h, w, 3), dtype=np.uint8)
-    masks = np.zeros((frames, h, w), bool)
-    masks[:, 32:, 24:72] = True
-    return video, masks
-
-
 def _call(pipe, **kwargs):
-    video, masks = _clip()
+    video, masks = _clip(49)
     return pipe(video, masks, kwargs.pop("prompt", "lane"), first_frame=video[0], num_inference_steps=2,
                 generator=torch.Generator().manual_seed(42), **kwargs)
 
@@ -95,7 +87,7 @@ def test_bad_arguments_are_clear_errors_before_any_work(pipe, kwargs, message):
 
 
 def test_bad_arrays_are_clear_errors(pipe):
-    video, masks = _clip()
+    video, masks = _clip(49)
     with pytest.raises(ValueError, match="video must be a uint8 array"):
         pipe(video.astype(np.float32), masks, "lane")
     with pytest.raises(ValueError, match="masks .* do not match video"):
