@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +24,7 @@ from core.ids import new_run_id, video_ids_of
 from core.layout import VP_MIN_VIDEO_ID_LEN, Layout
 from core.manifest import RunManifest
 from core.moment import Moment, model_frame_error_s, plan_moment
+from core.prefetch import ReadAhead
 from core.runner import FAILED, ItemRunner, RunSummary, StageResult, Timings
 from core.vp_data import write_vp_clip
 from segmentation.cleanup import clean_masks, default_workers, mask_stats
@@ -68,35 +67,6 @@ class _Input:
     seconds: dict[str, float]
 
 
-class _Prefetch:
-    """Fetch and decode one video ahead on one background thread, so the device is not idle while the next
-    clip is downloaded and decoded. At most one clip waits in memory; a failure belongs to its own item
-    (raised when that item asks for its frames); items another worker claimed cost one wasted decode."""
-
-    def __init__(self, load: Callable[[VideoItem], _Input], order: list[VideoItem], enabled: bool) -> None:
-        self.load, self.enabled = load, enabled
-        self.next_of = {a.item_id: b for a, b in zip(order, order[1:], strict=False)}
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="lanepaint-prefetch") if enabled else None
-        self.pending: dict[str, Future] = {}
-
-    def get(self, item: VideoItem) -> _Input:
-        if self.pool is None:
-            return self.load(item)
-        future = self.pending.pop(item.item_id, None) or self.pool.submit(self.load, item)
-        for stale in [k for k in self.pending if k != item.item_id]:   # skipped or claimed elsewhere
-            self.pending.pop(stale).cancel()
-        upcoming = self.next_of.get(item.item_id)
-        if upcoming is not None and upcoming.error is None:
-            self.pending[upcoming.item_id] = self.pool.submit(self.load, upcoming)
-        return future.result()
-
-    def close(self) -> None:
-        if self.pool is not None:
-            for future in self.pending.values():
-                future.cancel()
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-
 class _Segment:
     """The per-video function, with the lazily loaded segmenter shared across videos."""
 
@@ -104,7 +74,7 @@ class _Segment:
         self.cfg, self.layout, self.run_id, self.policy, self.manifest = cfg, layout, run_id, policy, manifest
         self.workers = default_workers(cfg.workers)
         self.segmenter: Any = None
-        self.prefetch = _Prefetch(self.read_input, [], False)
+        self.prefetch = ReadAhead(self.read_input, [], enabled=False)
 
     def read_input(self, item: VideoItem) -> _Input:
         """Fetch (a remote input is cached locally) and decode the frames the stage needs."""
@@ -209,7 +179,7 @@ def run_segment(cfg: SegmentConfig) -> StageResult:
     pending = [i for i in items if i.error is None and (cfg.overwrite or not done(i))]
     if pending:
         segment.load()
-    segment.prefetch = _Prefetch(segment.read_input, pending, cfg.prefetch and len(pending) > 1)
+    segment.prefetch = ReadAhead(segment.read_input, pending, enabled=cfg.prefetch and len(pending) > 1)
     log.info("segment %s: %d video(s) (%d to run) from %d input(s) -> %s", run_id, len(items), len(pending),
              len(cfg.inputs), run_uri)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +26,7 @@ import numpy as np
 from core import storage, videoio
 from core.errors import LanepaintError
 from core.manifest import RunManifest
+from core.prefetch import ReadAhead
 from core.runner import ItemResult, ItemRunner, Timings
 from segmentation.cleanup import clean_masks, default_workers
 from segmentation.config import SegmentConfig
@@ -87,34 +88,6 @@ class Loaded:
     todo: list[int]
 
 
-class Prefetcher:
-    """``load(job)`` for the next ``depth`` jobs runs in threads while the current job is processed."""
-
-    def __init__(self, jobs: Sequence[VideoJob], load: Callable[[VideoJob], Loaded | None], depth: int = PREFETCH):
-        self.jobs = list(jobs)
-        self.index = {job.item_id: i for i, job in enumerate(self.jobs)}
-        self.load = load
-        self.depth = max(1, depth)
-        self.pool = ThreadPoolExecutor(max_workers=self.depth, thread_name_prefix="prefetch")
-        self.futures: dict[int, Future[Loaded | None]] = {}
-
-    def _submit(self, upto: int) -> None:
-        for i in range(upto):
-            if i < len(self.jobs) and i not in self.futures:
-                self.futures[i] = self.pool.submit(self.load, self.jobs[i])
-
-    def get(self, job: VideoJob) -> Loaded | None:
-        i = self.index[job.item_id]
-        self._submit(i + 1 + self.depth)
-        future = self.futures.pop(i)
-        return future.result()
-
-    def close(self) -> None:
-        for future in self.futures.values():
-            future.cancel()
-        self.pool.shutdown(wait=True)
-
-
 def _png(image: np.ndarray) -> bytes:
     ok, data = cv2.imencode(".png", image)
     if not ok:
@@ -131,7 +104,7 @@ class VideoProcessor:
         self.done = frozenset() if cfg.overwrite else done_samples
         self.io = io_pool
         self.workers = default_workers(0)
-        self.prefetcher: Prefetcher | None = None
+        self.prefetcher: ReadAhead | None = None
 
     def todo(self, job: VideoJob) -> list[int]:
         assert job.video_id is not None
@@ -242,7 +215,7 @@ def run_worker(task: WorkerTask, captioner_factory: CaptionerFactory | None = No
     manifest = RunManifest(STAGE, cfg.output, task.run_id, cfg, cfg.profile)
     with ThreadPoolExecutor(max_workers=cfg.io_workers, thread_name_prefix="dataset-io") as io_pool:
         processor = VideoProcessor(cfg, segmenter, captioner, task.done_samples, io_pool, f"{task.label} {task.device}")
-        processor.prefetcher = Prefetcher(task.jobs, processor.load)
+        processor.prefetcher = ReadAhead(processor.load, task.jobs, depth=PREFETCH)
         try:
             runner = ItemRunner(stage=f"{STAGE} worker {task.label} {task.device}", item_id=lambda j: j.item_id, on_result=manifest.record)
             report.results = runner.run(task.jobs, processor).results

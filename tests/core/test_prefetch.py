@@ -1,10 +1,12 @@
-"""Stage 1 reads the next video while the current one is segmented (segmentation.stage._Prefetch)."""
+"""Reading ahead (core.prefetch.ReadAhead): stage 1 and dataset generate read the next video while the current one
+is on the device."""
 
 import threading
 
 import pytest
 
-from segmentation.stage import VideoItem, _Prefetch
+from core.prefetch import ReadAhead as _Prefetch
+from segmentation.stage import VideoItem
 
 
 def _items(n):
