@@ -63,6 +63,7 @@ _video = setting_group("video pass (CogVideoX-5b-I2V + VideoPainter)")
 _first = setting_group("masks and first frame (FluxFill)")
 _quality = setting_group("quality: Qwen2.5-VL judge and metrics")
 _models = setting_group("models and devices")
+_speed = setting_group("speed levers (generation/speed_levers.py; figures in docs/benchmarks.md)")
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,18 @@ class EditConfig(StageSettings):
         "auto", help="CPU offload: auto = only when the GPU cannot hold the models", aliases=("VP_OFFLOAD",))
     reserve_gb: float = _models(20.0, help="GPU memory (GB) the placement plan keeps free for activations")
 
+    # speed levers
+    step_cache_threshold: float = _speed(
+        0.0, help="video model: First Block Cache; skip the other blocks at a step whose first-block residual moved "
+        "by less than this (relative) since the last computed step (0: off; try 0.05-0.1)")
+    flux_step_cache_threshold: float = _speed(0.0, help="FluxFill: the same cache (0: off; try 0.08-0.12)")
+    storage_dtype: Literal["compute", "float8"] = _speed(
+        "compute", help="weights of both diffusion transformers and the branch: compute (as loaded) or float8 "
+        "(float8_e4m3fn storage, cast per layer to the compute dtype: half the weight memory of bf16)")
+    compile: Literal["none", "regional"] = _speed(
+        "none", help="regional: torch.compile each transformer block of both diffusion models (GPU; the first "
+        "video and the first FluxFill call compile, then every block reuses the code)")
+
     def validate(self) -> None:
         for name, value in PROFILE_DEFAULTS[self.profile].items():
             if getattr(self, name) is None:
@@ -220,6 +233,8 @@ class EditConfig(StageSettings):
             (self.caption_refine_temperature >= 0, "--caption-refine-temperature must be >= 0"),
             (self.compliance_frames >= 0, "--compliance-frames must be >= 0 (0 = no check)"),
             (self.qwen_vram_reserve_gib >= 0, "--qwen-vram-reserve-gib must be >= 0"),
+            (self.step_cache_threshold >= 0, "--step-cache-threshold must be >= 0 (0: off)"),
+            (self.flux_step_cache_threshold >= 0, "--flux-step-cache-threshold must be >= 0 (0: off)"),
             (self.flux_max_sequence_length >= 1, "--flux-max-sequence-length must be >= 1"),
         )
         require(checks)

@@ -27,6 +27,7 @@ from core.errors import LanepaintError, brief
 from core.logs import progress_enabled
 from generation.config import EditConfig
 from generation.first_frame import FluxFillInpainter, apply_lora, build_fluxfill
+from generation.speed_levers import apply_speed_levers
 from generation.videopainter.branch import VideoPainterBranch
 from generation.videopainter.id_resampling import load_id_lora
 from generation.videopainter.pipeline import VideoPainterPipeline
@@ -58,13 +59,17 @@ class EditModels:
     load_seconds: float = 0.0
 
 
-def module_bytes(module: nn.Module) -> int:
+def module_bytes(module: nn.Module, float8: bool = False) -> int:
+    """Bytes of the module's parameters and buffers; ``float8``: as they will be stored under float8 layerwise
+    casting (about: every weight matrix or kernel at one byte, the rest as loaded)."""
     tensors = list(module.parameters()) + list(module.buffers())
-    return sum(t.numel() * t.element_size() for t in tensors)
+    return sum(t.numel() * (1 if float8 and t.ndim >= 2 and t.is_floating_point() else t.element_size())
+               for t in tensors)
 
 
-def pipeline_need(name: str, pipe: Any, device: str) -> PipelineNeed:
-    sizes = [module_bytes(m) for m in pipe.components.values() if isinstance(m, nn.Module)]
+def pipeline_need(name: str, pipe: Any, device: str, float8: tuple[str, ...] = ()) -> PipelineNeed:
+    """What the pipeline's components need on ``device``; the components named in ``float8`` as float8 storage."""
+    sizes = [module_bytes(m, key in float8) for key, m in pipe.components.items() if isinstance(m, nn.Module)]
     return PipelineNeed(name, device, sum(sizes), max(sizes, default=0))
 
 
@@ -172,7 +177,9 @@ def load_edit_models(cfg: EditConfig, loaded_first: list[str] | tuple[str, ...] 
     for pipe in (video, flux_pipe):
         pipe.set_progress_bar_config(disable=True)   # our own progress bars (core.logs) show the steps
 
-    needs = [pipeline_need("video", video, cog_policy.device), pipeline_need("first-frame", flux_pipe, flux_policy.device)]
+    float8 = ("transformer", "branch") if cfg.storage_dtype == "float8" else ()
+    needs = [pipeline_need("video", video, cog_policy.device, float8),
+             pipeline_need("first-frame", flux_pipe, flux_policy.device, float8)]
     free = {n.device: _free_bytes(n.device) for n in needs if n.device.startswith("cuda")}
     offload, lines = plan_placement(needs, free, int(cfg.reserve_gb * GB), cfg.offload)
     lines = [*loaded_first, *lines]
@@ -187,10 +194,18 @@ def load_edit_models(cfg: EditConfig, loaded_first: list[str] | tuple[str, ...] 
             pipe.to(policy.device, policy.dtype)
         else:
             pipe.to(policy.device)
+    # after placement: a dtype change there would undo float8 storage
+    video_desc["speed"] = apply_speed_levers(
+        video.transformer, cache_threshold=cfg.step_cache_threshold, storage=cfg.storage_dtype, compile=cfg.compile,
+        compute_dtype=cog_policy.dtype, extra_modules=(video.branch,))
+    flux_speed = apply_speed_levers(
+        flux_pipe.transformer, cache_threshold=cfg.flux_step_cache_threshold, storage=cfg.storage_dtype,
+        compile=cfg.compile, compute_dtype=flux_policy.dtype)
     inpainter = FluxFillInpainter(
         flux_pipe, guidance_scale=cfg.flux_guidance_scale, num_inference_steps=int(cfg.flux_num_inference_steps),
         max_area=int(cfg.flux_max_area), max_sequence_length=int(cfg.flux_max_sequence_length),
         keep_masked_pixels=cfg.keep_masked_pixels, mask_feather=cfg.mask_feather, lora=flux_desc["lora"])
+    flux_desc["speed"] = flux_speed
     for desc, policy, name in ((video_desc, cog_policy, "video"), (flux_desc, flux_policy, "first-frame")):
         desc.update(device=policy.describe(), placement="CPU offload" if offload[name] else "resident")
     seconds = time.perf_counter() - start

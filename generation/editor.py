@@ -119,7 +119,9 @@ def parameters(cfg: EditConfig) -> dict[str, Any]:
              "window_stride", "max_frames", "conditioning_scale", "mask_add", "replace_gt", "model_width",
              "model_height", "dilate_size", "mask_feather", "keep_masked_pixels", "flux_guidance_scale",
              "flux_num_inference_steps", "flux_max_area", "flux_max_sequence_length", "img_inpainting_lora_path",
-             "img_inpainting_lora_scale", "id_lora_path", "id_lora_alpha", "id_resampling_mode", "id_prev_clip_weight", "cog_model", "branch_model",
+             "img_inpainting_lora_scale", "id_lora_path", "id_lora_alpha", "id_resampling_mode",
+             "id_prev_clip_weight", "step_cache_threshold", "flux_step_cache_threshold", "storage_dtype", "compile",
+             "cog_model", "branch_model",
              "branch_subfolder", "flux_model", "profile", *QUALITY_PARAMETERS)
     return {name: getattr(cfg, name) for name in names}
 

@@ -10,6 +10,7 @@ applied at ``--img-inpainting-lora-scale`` (0 = off).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from core.device import DevicePolicy
 from core.errors import LanepaintError, brief
 from generation.lora_weights import local_lora_weights
 from generation.masking import composite, feather_alpha, fit_to_area, resize_frames, resize_masks
+from generation.speed_levers import cache_enabled, reset_step_cache
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +58,17 @@ class FluxFillInpainter:
         w, h = self.working_size(width, height)
         image = Image.fromarray(resize_frames(frame[None], (w, h))[0])
         mask_image = Image.fromarray(resize_masks(mask, (w, h)).astype(np.uint8) * 255)
-        result = self.pipe(
-            prompt=caption, image=image, mask_image=mask_image, height=h, width=w,
-            guidance_scale=self.guidance_scale, num_inference_steps=self.num_inference_steps,
-            max_sequence_length=self.max_sequence_length,
-            generator=torch.Generator("cpu").manual_seed(int(seed)), output_type="np",
-        ).images[0]
+        transformer = self.pipe.transformer
+        # diffusers' FluxFill pipeline sets no cache context; with step caching on (speed_levers) we do
+        context = transformer.cache_context("cond") if cache_enabled(transformer) else contextlib.nullcontext()
+        reset_step_cache(transformer)   # each attempt starts from noise
+        with context:
+            result = self.pipe(
+                prompt=caption, image=image, mask_image=mask_image, height=h, width=w,
+                guidance_scale=self.guidance_scale, num_inference_steps=self.num_inference_steps,
+                max_sequence_length=self.max_sequence_length,
+                generator=torch.Generator("cpu").manual_seed(int(seed)), output_type="np",
+            ).images[0]
         out = np.clip(np.rint(np.asarray(result, np.float32) * 255.0), 0, 255).astype(np.uint8)
         out = resize_frames(out[None], (width, height))[0]
         if self.keep_masked_pixels:

@@ -5,9 +5,15 @@ backbone blocks, ``n`` branch blocks: 42 and 2 in CogVideoX-5b-I2V, so ``i // 21
 ``mask_add`` the residual goes only to video tokens whose 2x2-pooled latent mask is 0 (pure
 background); tokens touching the inpainting region are left to the backbone.
 
-Upstream diffusers has no such argument, so ``BranchInjection`` registers a forward hook on every
-``CogVideoXBlock`` for the duration of one transformer call and removes them on exit: the model
-object is never modified, and a call outside the ``with`` block is plain CogVideoX.
+Upstream diffusers has no such argument, so every ``CogVideoXBlock`` gets a diffusers ``ModelHook``
+(``install_branch_hooks``) that adds its residual after the block's own forward, and only while a
+``with BranchInjection(...)`` block has set the residuals: a call outside it is plain CogVideoX. The
+hook lives in the block's diffusers ``HookRegistry``, installed before any cache hook, so diffusers'
+step caching (First Block Cache) sees block outputs that already carry the residual: a skipped block
+adds nothing, and the cached residual of the skipped stack holds the branch's share once. (A torch
+forward hook would run outside the registry and add the residual again on every skipped block.)
+The hook also counts the block forwards it sees, which is how tests and benches measure what
+caching skipped.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from diffusers.hooks import HookRegistry, ModelHook
 from torch import nn
 
 
@@ -45,6 +52,70 @@ def background_tokens(latent_mask: torch.Tensor, patch_size: int) -> torch.Tenso
     return (pooled_token_mask(latent_mask, patch_size) == 0)[..., None]
 
 
+HOOK_NAME = "videopainter_branch"
+
+
+class InjectionSlot:
+    """What the branch hooks of one transformer read: the residuals of the current call (or None) and
+    a count of the block forwards computed since the last ``reset_count``."""
+
+    def __init__(self, num_blocks: int) -> None:
+        self.num_blocks = num_blocks
+        self.samples: list[torch.Tensor] | None = None
+        self.keep: torch.Tensor | None = None
+        self.block_calls = 0
+
+    def reset_count(self) -> None:
+        self.block_calls = 0
+
+
+class _BranchResidualHook(ModelHook):
+    """Adds branch output ``branch_index(i)`` to block ``i``'s video tokens, after the block."""
+
+    _is_stateful = False
+
+    def __init__(self, slot: InjectionSlot, block_index: int) -> None:
+        super().__init__()
+        self.slot, self.block_index = slot, block_index
+
+    def post_forward(self, module: nn.Module, output: tuple[torch.Tensor, torch.Tensor]) -> Any:
+        slot = self.slot
+        slot.block_calls += 1
+        if slot.samples is None:
+            return output
+        hidden_states, encoder_hidden_states = output
+        index = branch_index(self.block_index, slot.num_blocks, len(slot.samples))
+        residual = slot.samples[index].to(hidden_states.dtype)
+        if residual.shape != hidden_states.shape:
+            raise ValueError(f"branch output {tuple(residual.shape)} does not match block {self.block_index} "
+                             f"video tokens {tuple(hidden_states.shape)}")
+        if slot.keep is None:
+            hidden_states = hidden_states + residual
+        else:
+            hidden_states = torch.where(slot.keep, hidden_states + residual, hidden_states)
+        return hidden_states, encoder_hidden_states
+
+
+def install_branch_hooks(transformer: nn.Module) -> InjectionSlot:
+    """The transformer's injection slot, installing the block hooks on first use.
+
+    They must be the innermost hooks of each block: a block that already carries another diffusers
+    hook (a cache enabled before the pipeline was built) is a clear error rather than a wrong sum.
+    """
+    blocks = list(transformer.transformer_blocks)
+    existing = getattr(blocks[0], "_diffusers_hook", None)
+    if existing is not None and existing.get_hook(HOOK_NAME) is not None:
+        return existing.get_hook(HOOK_NAME).slot
+    slot = InjectionSlot(len(blocks))
+    for i, block in enumerate(blocks):
+        registry = HookRegistry.check_if_exists_or_initialize(block)
+        if registry._hook_order:
+            raise ValueError(f"transformer block {i} already has diffusers hooks {registry._hook_order}: enable step "
+                             "caching (and other block hooks) after building the VideoPainter pipeline")
+        registry.register_hook(_BranchResidualHook(slot, i), HOOK_NAME)
+    return slot
+
+
 class BranchInjection:
     """``with BranchInjection(transformer, samples, keep): transformer(...)`` adds the branch residuals.
 
@@ -56,41 +127,13 @@ class BranchInjection:
                  keep: torch.Tensor | None = None) -> None:
         if not samples:
             raise ValueError("BranchInjection needs at least one branch output")
-        self.blocks = list(transformer.transformer_blocks)
+        self.slot = install_branch_hooks(transformer)
         self.samples = list(samples)
         self.keep = keep
-        self._handles: list[Any] = []
-
-    def _hook(self, block_index: int):
-        sample_index = branch_index(block_index, len(self.blocks), len(self.samples))
-
-        def add_residual(module: nn.Module, args: Any, output: tuple[torch.Tensor, torch.Tensor]):
-            hidden_states, encoder_hidden_states = output
-            residual = self.samples[sample_index].to(hidden_states.dtype)
-            if residual.shape != hidden_states.shape:
-                raise ValueError(f"branch output {tuple(residual.shape)} does not match block {block_index} "
-                                 f"video tokens {tuple(hidden_states.shape)}")
-            if self.keep is None:
-                hidden_states = hidden_states + residual
-            else:
-                hidden_states = torch.where(self.keep, hidden_states + residual, hidden_states)
-            return hidden_states, encoder_hidden_states
-
-        return add_residual
 
     def __enter__(self) -> BranchInjection:
-        try:
-            for i, block in enumerate(self.blocks):
-                self._handles.append(block.register_forward_hook(self._hook(i)))
-        except Exception:
-            self.remove()
-            raise
+        self.slot.samples, self.slot.keep = self.samples, self.keep
         return self
 
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-
     def __exit__(self, *exc: object) -> None:
-        self.remove()
+        self.slot.samples, self.slot.keep = None, None

@@ -41,8 +41,14 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import T5EncoderModel, T5Tokenizer
 
 from core.logs import progress
+from generation.speed_levers import reset_step_cache
 from generation.videopainter.branch import VideoPainterBranch
-from generation.videopainter.hooks import BranchInjection, background_tokens, pooled_token_mask
+from generation.videopainter.hooks import (
+    BranchInjection,
+    background_tokens,
+    install_branch_hooks,
+    pooled_token_mask,
+)
 from generation.videopainter.id_resampling import ID_ADAPTER, IDHooks, IDResampleState, install_id_resampling
 
 log = logging.getLogger(__name__)
@@ -73,6 +79,20 @@ class VideoPainterOutput:
     id_resampling: bool = False
 
 
+@dataclass
+class Batch:
+    """A call's videos: ``prompts`` x ``per_prompt`` (prompt-major, as diffusers orders them), each prompt's
+    first frame (or None), and whether the caller asked for a batch (the output then has a batch axis)."""
+    prompts: list[str]
+    per_prompt: int
+    first_frames: list[np.ndarray] | None
+    batched: bool
+
+    @property
+    def size(self) -> int:
+        return len(self.prompts) * self.per_prompt
+
+
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 CALLBACK_TENSORS = ("latents", "prompt_embeds")
 
@@ -91,6 +111,8 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
         super().__init__(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
                          scheduler=scheduler)
         self.register_modules(branch=branch)
+        # the branch hooks go in first, so that a cache enabled later (speed_levers) wraps them
+        self.branch_slot = install_branch_hooks(transformer)
         self.id_state: IDResampleState | None = None
         # diffusers' pipeline state, read through the properties guidance_scale, num_timesteps, interrupt, ...
         self._guidance_scale, self._num_timesteps, self._interrupt = 1.0, 0, False
@@ -98,15 +120,21 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
 
     def check_video_inputs(self, video: Any, masks: Any, prompt: Any, first_frame: Any, num_frames: int,
                            window_stride: int, strength: float, num_inference_steps: int, output_type: str,
-                           callback_on_step_end: Any, callback_on_step_end_tensor_inputs: Any) -> str:
-        """Every argument checked before any work, one clear ``ValueError`` each; returns the prompt text."""
-        if isinstance(prompt, list | tuple):
-            if len(prompt) != 1:
-                raise ValueError(f"one prompt per call (the clip's windows share it), got {len(prompt)}; edit each "
-                                 "instruction in its own call")
-            prompt = prompt[0]
-        if not isinstance(prompt, str):
-            raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
+                           callback_on_step_end: Any, callback_on_step_end_tensor_inputs: Any,
+                           negative_prompt: Any = None, num_videos_per_prompt: int = 1, generator: Any = None,
+                           latents: Any = None) -> Batch:
+        """Every argument checked before any work, one clear ``ValueError`` each; returns the batch."""
+        batched = isinstance(prompt, list | tuple)
+        prompts = list(prompt) if batched else [prompt]
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise ValueError(f"prompt must be a string or a non-empty list of strings, got {prompt!r:.80}")
+        if negative_prompt is not None and not isinstance(negative_prompt, str) and (
+                not isinstance(negative_prompt, list | tuple) or len(negative_prompt) != len(prompts)
+                or not all(isinstance(p, str) for p in negative_prompt)):
+            raise ValueError(f"negative_prompt must be a string or a list of {len(prompts)} strings (one per prompt)")
+        if not isinstance(num_videos_per_prompt, int) or num_videos_per_prompt < 1:
+            raise ValueError(f"num_videos_per_prompt must be an integer >= 1, got {num_videos_per_prompt!r}")
+        size = len(prompts) * num_videos_per_prompt
         if not isinstance(video, np.ndarray) or video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
             raise ValueError(f"video must be a uint8 array [T, H, W, 3], got {getattr(video, 'dtype', type(video))} "
                              f"{list(getattr(video, 'shape', []))}")
@@ -116,9 +144,7 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
         multiple = self.vae_scale_factor_spatial * self.transformer.config.patch_size
         if height % multiple or width % multiple:
             raise ValueError(f"height and width must be multiples of {multiple}, got {width}x{height}")
-        if first_frame is not None and getattr(first_frame, "shape", None) != (height, width, 3):
-            raise ValueError(f"first_frame {list(getattr(first_frame, 'shape', []))} does not match the video's "
-                             f"{[height, width, 3]}")
+        firsts = self._first_frames(first_frame, len(prompts), (height, width, 3))
         if num_frames < 1 or (num_frames - 1) % self.vae_scale_factor_temporal:
             raise ValueError(f"num_frames must be 1 + a multiple of {self.vae_scale_factor_temporal}, got {num_frames}")
         if total < num_frames:
@@ -129,6 +155,15 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
             raise ValueError(f"strength must be in (0, 1], got {strength}")
         if num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        if isinstance(generator, list) and len(generator) != size:
+            raise ValueError(f"{len(generator)} generators for a batch of {size} videos ({len(prompts)} prompt(s) x "
+                             f"num_videos_per_prompt {num_videos_per_prompt}): pass one per video, or one for all")
+        if latents is not None:
+            shape = (size, (num_frames - 1) // self.vae_scale_factor_temporal + 1, self.vae.config.latent_channels,
+                     height // self.vae_scale_factor_spatial, width // self.vae_scale_factor_spatial)
+            if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != shape:
+                raise ValueError(f"latents must be a tensor {list(shape)} (the first window's starting noise), got "
+                                 f"{list(getattr(latents, 'shape', [])) or type(latents).__name__}")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
         if output_type == "latent" and plan_windows(total, num_frames, window_stride)[1:]:
@@ -139,7 +174,22 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
         unknown = [k for k in callback_on_step_end_tensor_inputs or () if k not in CALLBACK_TENSORS]
         if unknown:
             raise ValueError(f"callback_on_step_end_tensor_inputs {unknown} not in {list(CALLBACK_TENSORS)}")
-        return prompt
+        batched = batched or num_videos_per_prompt > 1
+        return Batch(prompts, num_videos_per_prompt, firsts, batched)
+
+    @staticmethod
+    def _first_frames(first_frame: Any, prompts: int, shape: tuple[int, int, int]) -> list[np.ndarray] | None:
+        """None, or one ``[H, W, 3]`` first frame per prompt (a single frame is shared by all)."""
+        if first_frame is None:
+            return None
+        if isinstance(first_frame, np.ndarray) and first_frame.shape == shape:
+            return [first_frame] * prompts
+        frames = list(first_frame) if isinstance(first_frame, list | tuple | np.ndarray) else [first_frame]
+        if len(frames) != prompts or any(getattr(f, "shape", None) != shape for f in frames):
+            given = [list(getattr(f, "shape", [])) for f in frames][:3]
+            raise ValueError(f"first_frame must be one {list(shape)} array for every prompt, or {prompts} of them "
+                             f"(one per prompt), got {given if isinstance(first_frame, list | tuple) else list(getattr(first_frame, 'shape', []))}")
+        return frames
 
     # ---- VideoPainterID -----------------------------------------------------------------------
     def enable_id_resampling(self, mode: str = "fork", prev_clip_weight: float = 0.5) -> None:
@@ -157,9 +207,13 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
         return multi_window
 
     # ---- conditioning --------------------------------------------------------------------------
-    def encode_video(self, video: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """``[B, 3, F, H, W]`` in [-1, 1] -> scaled latents ``[B, (F-1)/4+1, C, H/8, W/8]``."""
-        latents = retrieve_latents(self.vae.encode(video), generator)
+    def encode_video(self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None
+                     ) -> torch.Tensor:
+        """``[B, 3, F, H, W]`` in [-1, 1] -> scaled latents ``[B, (F-1)/4+1, C, H/8, W/8]``, one video at a time
+        (the VAE's peak memory is per video), video ``i`` sampled with ``generator[i]`` when a list is given."""
+        latents = torch.cat([retrieve_latents(self.vae.encode(video[i:i + 1]),
+                                              generator[i] if isinstance(generator, list) else generator)
+                             for i in range(video.shape[0])])
         return (self.vae_scaling_factor_image * latents).permute(0, 2, 1, 3, 4)
 
     def latent_mask(self, masks: torch.Tensor) -> torch.Tensor:
@@ -173,40 +227,53 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
     def _denoise_window(self, video: torch.Tensor, masks: torch.Tensor, image: torch.Tensor,
                         prompt_embeds: torch.Tensor, timesteps: torch.Tensor, num_inference_steps: int,
                         guidance_scale: float, use_dynamic_cfg: bool, full_strength: bool,
-                        generator: torch.Generator | None, conditioning_scale: float, mask_add: bool,
-                        replace_gt: bool, id_resampling: bool, decode: bool = True) -> Any:
+                        generator: torch.Generator | list[torch.Generator] | None, conditioning_scale: float,
+                        mask_add: bool, replace_gt: bool, id_resampling: bool, decode: bool = True,
+                        noise: torch.Tensor | None = None) -> Any:
+        """One window of a batch: ``video`` ``[B, 3, F, H, W]`` (each video's own first frame), ``masks``
+        ``[1, 1, F, H, W]`` (shared), ``image`` ``[B, 3, H, W]``; returns frames ``[B, F, H, W, 3]`` in [0, 1]
+        (or the latents). Generator ``i`` of a list is consumed exactly as a call for video ``i`` alone would."""
         device, dtype = self._execution_device, prompt_embeds.dtype
         do_cfg = guidance_scale > 1.0
+        size = video.shape[0]
         video = video.to(device=device, dtype=dtype)
         masks = masks.to(device=device, dtype=dtype)
         height, width = video.shape[-2:]
-        latent_mask = self.latent_mask(masks).to(dtype)
+        shared_mask = self.latent_mask(masks).to(dtype)
+        latent_mask = shared_mask.expand(size, -1, -1, -1, -1)
         video_latents = self.encode_video(video, generator).to(dtype)
         masked_latents = self.encode_video(video * (masks < 0.5), generator).to(dtype)
-        noise = randn_tensor(video_latents.shape, generator=generator, device=device, dtype=dtype)
-        latents, image_latents = self.prepare_latents(image.to(device=device, dtype=dtype), 1,
+        if noise is None:
+            noise = randn_tensor(video_latents.shape, generator=generator, device=device, dtype=dtype)
+        noise = noise.to(device=device, dtype=dtype)
+        latents, image_latents = self.prepare_latents(image.to(device=device, dtype=dtype), size,
                                                       video_latents.shape[2], video.shape[2], height, width,
                                                       dtype, device, generator, latents=noise)
         if not full_strength:
             latents = self.scheduler.add_noise(video_latents, noise, timesteps[:1])
         branch_cond = torch.cat([masked_latents, latent_mask], dim=2)
-        keep = background_tokens(latent_mask, self.transformer.config.patch_size) if mask_add else None
+        keep = (background_tokens(shared_mask, self.transformer.config.patch_size).expand(size, -1, -1)
+                if mask_add else None)
         if do_cfg:
             branch_cond, image_latents = torch.cat([branch_cond] * 2), torch.cat([image_latents] * 2)
             keep = torch.cat([keep] * 2) if keep is not None else None
         rotary = (self._prepare_rotary_positional_embeddings(height, width, latents.size(1), device)
                   if self.transformer.config.use_rotary_positional_embeddings else None)
         if id_resampling and self.id_state is not None:
-            pooled = pooled_token_mask(latent_mask, self.transformer.config.patch_size)[0]
+            pooled = pooled_token_mask(shared_mask, self.transformer.config.patch_size)[0]
             self.id_state.start_window(torch.nonzero(pooled > 0).flatten(), pooled > 0)
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, 0.0)
         old_pred_original_sample = None
+        reset_step_cache(self.transformer)   # a window starts from noise: nothing cached applies
         for i, t in enumerate(progress(timesteps, desc="denoise", total=len(timesteps), unit="step")):
             if self._interrupt:
                 break
             self._current_timestep = t
+            context = "cond_uncond"
             if id_resampling and self.id_state is not None:
                 self.id_state.recording = i == len(timesteps) - 1
+                if self.id_state.recording:   # a fresh cache context computes every block: all are recorded
+                    context = "id_record"
             model_latents = torch.cat([latents] * 2) if do_cfg else latents
             model_latents = self.scheduler.scale_model_input(model_latents, t)
             timestep = t.expand(model_latents.shape[0])
@@ -216,7 +283,8 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
             model_input = torch.cat([model_latents, image_latents], dim=2)
             with BranchInjection(self.transformer, samples, keep), \
                     IDHooks(self.transformer, self.id_state, id_resampling), \
-                    self.transformer.cache_context("cond_uncond"):
+                    self.transformer.cache_context(context, step_index=i, num_inference_steps=len(timesteps),
+                                                   timestep=t):
                 noise_pred = self.transformer(hidden_states=model_input, encoder_hidden_states=prompt_embeds,
                                               timestep=timestep, image_rotary_emb=rotary, return_dict=False)[0]
             noise_pred = noise_pred.float()
@@ -247,32 +315,43 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
             self.id_state.finish_window()
         if not decode:
             return latents
-        frames = self.decode_latents(latents)
-        return self.video_processor.postprocess_video(video=frames, output_type="np")[0]
+        frames = torch.cat([self.decode_latents(latents[i:i + 1]) for i in range(size)])   # peak memory per video
+        return self.video_processor.postprocess_video(video=frames, output_type="np")
 
     # ---- whole clip --------------------------------------------------------------------------------
     @torch.no_grad()
-    def __call__(self, video: np.ndarray, masks: np.ndarray, prompt: str, first_frame: np.ndarray | None = None,
-                 negative_prompt: str | None = None, num_frames: int = 49, window_stride: int = 41,
+    def __call__(self, video: np.ndarray, masks: np.ndarray, prompt: str | Sequence[str],
+                 first_frame: np.ndarray | Sequence[np.ndarray] | None = None,
+                 negative_prompt: str | Sequence[str] | None = None, num_frames: int = 49, window_stride: int = 41,
                  num_inference_steps: int = 50, guidance_scale: float = 6.0, use_dynamic_cfg: bool = True,
-                 strength: float = 1.0, generator: torch.Generator | None = None, conditioning_scale: float = 1.0,
-                 mask_add: bool = True, replace_gt: bool = True, output_type: str = "np", return_dict: bool = True,
-                 callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
+                 strength: float = 1.0, generator: torch.Generator | list[torch.Generator] | None = None,
+                 conditioning_scale: float = 1.0, mask_add: bool = True, replace_gt: bool = True,
+                 num_videos_per_prompt: int = 1, latents: torch.Tensor | None = None, output_type: str = "np",
+                 return_dict: bool = True, callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
                  callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",)) -> Any:
         """Inpaint ``video`` ``[T, H, W, 3]`` uint8 where ``masks`` ``[T, H, W]`` is True.
 
         ``H``/``W`` are the model resolution (720x480 for CogVideoX-5b-I2V), ``T >= num_frames``.
         ``first_frame`` ``[H, W, 3]`` uint8 (e.g. FluxFill's edit) conditions the first window.
+
+        A batch: ``prompt`` as a list (one first frame for all, or a list with one per prompt) and/or
+        ``num_videos_per_prompt``; every video of the batch repaints the same clip and masks, so the windows
+        run together (one transformer call per step for all). ``generator`` may be a list, one per video:
+        video ``i`` is then exactly what a call for it alone with ``generator[i]`` gives. ``latents``: the
+        first window's starting noise ``[B, (num_frames-1)/4+1, C, H/8, W/8]``.
+
         As a diffusers pipeline: ``output_type`` np | pt | pil | latent (one-window clips), ``return_dict``
         (False: a tuple ``(frames,)``), ``callback_on_step_end(pipe, step, timestep, tensors) -> dict`` after
         each step with ``callback_on_step_end_tensor_inputs`` (latents, prompt_embeds; a returned ``latents``
         replaces them), ``pipe.interrupt`` (set it in the callback to stop after that step), and the
         ``guidance_scale`` (the step's, with dynamic CFG), ``num_timesteps`` and ``current_timestep``
-        properties. Every argument is checked first (``check_video_inputs``).
+        properties. Every argument is checked first (``check_video_inputs``). Frames have a leading batch
+        axis when a batch was asked for (a prompt list or ``num_videos_per_prompt`` > 1); latents always do.
         """
-        prompt = self.check_video_inputs(video, masks, prompt, first_frame, num_frames, window_stride, strength,
-                                         num_inference_steps, output_type, callback_on_step_end,
-                                         callback_on_step_end_tensor_inputs)
+        batch = self.check_video_inputs(video, masks, prompt, first_frame, num_frames, window_stride, strength,
+                                        num_inference_steps, output_type, callback_on_step_end,
+                                        callback_on_step_end_tensor_inputs, negative_prompt, num_videos_per_prompt,
+                                        generator, latents)
         self._interrupt, self._guidance_scale, self._current_timestep = False, guidance_scale, None
         self._callback = (callback_on_step_end, tuple(callback_on_step_end_tensor_inputs or ()))
         total, height, width = video.shape[:3]
@@ -289,58 +368,65 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
         starts = plan_windows(total, num_frames, window_stride)
         id_resampling = self._use_id_resampling(len(starts) > 1)
         do_cfg = guidance_scale > 1.0
+        negative = list(negative_prompt) if isinstance(negative_prompt, list | tuple) else negative_prompt
         prompt_embeds, negative_embeds = self.encode_prompt(
-            prompt=prompt, negative_prompt=negative_prompt, do_classifier_free_guidance=do_cfg,
-            max_sequence_length=cfg.max_text_seq_length, device=device)
+            prompt=batch.prompts, negative_prompt=negative, do_classifier_free_guidance=do_cfg,
+            num_videos_per_prompt=batch.per_prompt, max_sequence_length=cfg.max_text_seq_length, device=device)
         if do_cfg:
             prompt_embeds = torch.cat([negative_embeds, prompt_embeds], dim=0)
         prompt_embeds = prompt_embeds.to(self.transformer.dtype)
 
         pixels = torch.from_numpy(np.ascontiguousarray(video)).permute(3, 0, 1, 2).float() / 127.5 - 1.0
         mask_t = torch.from_numpy(np.ascontiguousarray(masks)).float()[None]
-        image = (None if first_frame is None
-                 else torch.from_numpy(np.ascontiguousarray(first_frame)).permute(2, 0, 1).float() / 127.5 - 1.0)
-        acc = np.zeros((total, height, width, 3), np.float64)
+        image = None
+        if batch.first_frames is not None:   # [B, 3, H, W], prompt-major like the embeddings
+            image = torch.stack([torch.from_numpy(np.ascontiguousarray(batch.first_frames[i // batch.per_prompt]))
+                                 .permute(2, 0, 1).float() / 127.5 - 1.0 for i in range(batch.size)])
+        acc = np.zeros((batch.size, total, height, width, 3), np.float64)
         counts = np.zeros(total, np.float64)
         previous: tuple[int, np.ndarray] | None = None
         for start in starts:
-            window = pixels[:, start:start + num_frames].clone()
+            window = pixels[:, start:start + num_frames][None].repeat(batch.size, 1, 1, 1, 1)   # [B, 3, F, H, W]
             window_masks = mask_t[:, start:start + num_frames].clone()
             if previous is not None:   # the previous window's frame, with the original outside the mask
                 prev_start, prev_frames = previous
-                generated = torch.from_numpy(prev_frames[start - prev_start]).permute(2, 0, 1).float() * 2.0 - 1.0
+                generated = (torch.from_numpy(prev_frames[:, start - prev_start]).permute(0, 3, 1, 2).float()
+                             * 2.0 - 1.0)
                 inside = window_masks[:, 0]
-                image = inside * generated + (1.0 - inside) * window[:, 0]
+                image = inside * generated + (1.0 - inside) * window[:, :, 0]
             if image is not None:
-                window[:, 0] = image
+                window[:, :, 0] = image
                 window_masks[:, 0] = 0.0
                 cond = image
             else:   # no first frame given: condition on the masked first frame, as upstream does
-                cond = window[:, 0] * (window_masks[:, 0] < 0.5)
+                cond = window[:, :, 0] * (window_masks[:, 0] < 0.5)
             timesteps, steps = retrieve_timesteps(self.scheduler, num_inference_steps, device)
             timesteps, steps = self.get_timesteps(steps, timesteps, strength, device)
             self._num_timesteps = len(timesteps)
             frames = self._denoise_window(
-                window[None], window_masks[None], cond[None], prompt_embeds, timesteps, steps, guidance_scale,
+                window, window_masks[None], cond, prompt_embeds, timesteps, steps, guidance_scale,
                 use_dynamic_cfg, strength >= 1.0, generator, conditioning_scale, mask_add, replace_gt,
-                id_resampling, decode=output_type != "latent")
+                id_resampling, decode=output_type != "latent", noise=latents if start == starts[0] else None)
             if output_type == "latent":
                 self.maybe_free_model_hooks()
                 return VideoPainterOutput(frames, [(start, start + num_frames)], id_resampling) if return_dict \
                     else (frames,)
-            acc[start:start + num_frames] += frames
+            acc[:, start:start + num_frames] += frames
             counts[start:start + num_frames] += 1
             previous = (start, frames)
             log.debug("window %d-%d done", start, start + num_frames)
         self.maybe_free_model_hooks()
         self._current_timestep = None
         out = np.clip(np.rint(acc / counts[:, None, None, None] * 255.0), 0, 255).astype(np.uint8)
+        if not batch.batched:
+            out = out[0]
         if output_type == "pt":
-            out = torch.from_numpy(out).permute(0, 3, 1, 2).float() / 255.0
+            out = torch.from_numpy(out).movedim(-1, -3).float() / 255.0
         elif output_type == "pil":
             from PIL import Image
 
-            out = [Image.fromarray(frame) for frame in out]
+            out = ([[Image.fromarray(f) for f in clip] for clip in out] if batch.batched
+                   else [Image.fromarray(f) for f in out])
         if not return_dict:
             return (out,)
         return VideoPainterOutput(out, [(s, s + num_frames) for s in starts], id_resampling)

@@ -114,12 +114,14 @@ def test_bad_uris_rejected(bad):
 
 
 def test_a_protocol_whose_package_is_missing_is_one_line_naming_it():
-    pytest.importorskip("fsspec")
+    fsspec = pytest.importorskip("fsspec")
     try:
         import s3fs  # noqa: F401
         pytest.skip("s3fs is installed")
     except ImportError:
         pass
+    if "s3" in fsspec.registry:   # importing flyte registers obstore's s3 filesystem
+        pytest.skip(f"an s3 filesystem is registered in this process ({fsspec.registry['s3'].__module__})")
     with pytest.raises(StorageError) as info:
         storage.read_bytes("s3://bucket/clip.mp4")
     assert str(info.value).startswith("s3:// needs a filesystem package") and "s3fs" in str(info.value)

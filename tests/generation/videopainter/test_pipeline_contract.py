@@ -20,8 +20,9 @@ def pipe():
 
 def _call(pipe, **kwargs):
     video, masks = _clip(49)
-    return pipe(video, masks, kwargs.pop("prompt", "lane"), first_frame=video[0], num_inference_steps=2,
-                generator=torch.Generator().manual_seed(42), **kwargs)
+    kwargs.setdefault("generator", torch.Generator().manual_seed(42))
+    kwargs.setdefault("first_frame", video[0])
+    return pipe(video, masks, kwargs.pop("prompt", "lane"), num_inference_steps=2, **kwargs)
 
 
 def test_output_types_and_return_dict(pipe):
@@ -37,7 +38,8 @@ def test_output_types_and_return_dict(pipe):
     assert latent.frames.ndim == 5 and latent.frames.shape[:2] == (1, 13)
     (frames,) = _call(pipe, return_dict=False)
     assert np.array_equal(frames, as_np.frames)                      # same seed, same result
-    assert _call(pipe, prompt=["lane"]).frames.shape == as_np.frames.shape     # a one-prompt list is a prompt
+    one = _call(pipe, prompt=["lane"]).frames                         # a prompt list is a batch, here of one
+    assert one.shape == (1, *as_np.frames.shape) and np.array_equal(one[0], as_np.frames)
 
 
 def test_step_callback_sees_and_can_replace_the_latents_and_the_state_properties(pipe):
@@ -72,7 +74,13 @@ def test_interrupt_stops_after_the_step_that_set_it(pipe):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"prompt": ["a", "b"]}, "one prompt per call"),
+    ({"prompt": []}, "prompt must be a string or a non-empty list of strings"),
+    ({"num_videos_per_prompt": 0}, "num_videos_per_prompt must be an integer >= 1"),
+    ({"prompt": ["a", "b"], "negative_prompt": ["x"]}, "negative_prompt must be a string or a list of 2 strings"),
+    ({"prompt": ["a", "b"], "first_frame": [np.zeros((64, 96, 3), np.uint8)]},
+     "first_frame must be one [64, 96, 3] array for every prompt, or 2 of them"),
+    ({"num_videos_per_prompt": 2, "generator": [torch.Generator()]}, "1 generators for a batch of 2 videos"),
+    ({"latents": torch.zeros(1, 13, 16, 8)}, "latents must be a tensor [1, 13, 16, 8, 12]"),
     ({"num_frames": 48}, "num_frames must be 1 + a multiple of 4"),
     ({"strength": 0.0}, "strength must be in (0, 1]"),
     ({"window_stride": 0}, "window_stride must be >= 1"),

@@ -270,7 +270,7 @@ def test_long_clip_windows_condition_on_the_previous_window_with_id_resampling(c
     pipe.enable_id_resampling()
     windows = []
     denoise = pipe._denoise_window
-    pipe._denoise_window = lambda *a, **k: windows.append((a[2].clone(), denoise(*a, **k))) or windows[-1][1]
+    pipe._denoise_window = lambda *a, **k: windows.append((a[2].clone(), denoise(*a, **k)[0])) or windows[-1][1][None]
     video, masks = _clip(53, seed=1)
     out = pipe(video, masks, "lane single white dashed", first_frame=video[0], num_inference_steps=2,
                window_stride=4, generator=torch.Generator().manual_seed(42))
