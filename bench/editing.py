@@ -31,6 +31,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # the packages and tests/fixtures
 
+from full_size_models import stage2_models, sync, timed  # noqa: E402  (bench/ is on sys.path)
+
 from core.lanes import LaneSpec  # noqa: E402
 from core.layout import Layout  # noqa: E402
 from core.vp_data import write_vp_clip  # noqa: E402
@@ -85,94 +87,7 @@ def cpu_bench(videos: int, instructions: int, repeats: int = 2) -> dict[str, flo
             "runs": {"resident": t_resident, "reload": t_reload}}
 
 
-# ---- GPU: the real architectures with random weights --------------------------------------------
-COGVIDEOX_5B_I2V = dict(
-    num_attention_heads=48, attention_head_dim=64, in_channels=32, out_channels=16, time_embed_dim=512,
-    text_embed_dim=4096, num_layers=42, sample_width=90, sample_height=60, sample_frames=49, patch_size=2,
-    max_text_seq_length=226, use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True)
-FLUX_FILL = dict(patch_size=1, in_channels=384, out_channels=64, num_layers=19, num_single_layers=38,
-                 attention_head_dim=128, num_attention_heads=24, joint_attention_dim=4096,
-                 pooled_projection_dim=768, guidance_embeds=True, axes_dims_rope=(16, 56, 56))
-
-
-def _models(smoke: bool):
-    """(video pipeline, FluxFill pipeline, (width, height)): full-size random bf16 weights on the GPU,
-    or with ``smoke`` the tiny models on CPU (checks this script's code; measures nothing)."""
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        AutoencoderKLCogVideoX,
-        CogVideoXDPMScheduler,
-        CogVideoXTransformer3DModel,
-        FlowMatchEulerDiscreteScheduler,
-        FluxFillPipeline,
-        FluxTransformer2DModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
-
-    from core.tokenizers import tiny_clip_tokenizer, tiny_t5_tokenizer
-    from generation.tiny_models import (
-        COGVIDEOX_SCHEDULER,
-        tiny_cogvideox_components,
-        tiny_fluxfill_components,
-    )
-    from generation.videopainter.branch import VideoPainterBranch
-    from generation.videopainter.pipeline import VideoPainterPipeline
-
-    if smoke:
-        video, flux, size = (VideoPainterPipeline(**tiny_cogvideox_components(0)),
-                             FluxFillPipeline(**tiny_fluxfill_components(0)), (96, 64))
-    else:
-        def t5():
-            return T5EncoderModel(T5Config(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24,
-                                           num_heads=64, feed_forward_proj="gated-gelu", dropout_rate=0.0)).eval()
-
-        torch.set_default_dtype(torch.bfloat16)
-        try:
-            with torch.device("cuda"):
-                video = VideoPainterPipeline(
-                    tokenizer=tiny_t5_tokenizer(226), text_encoder=t5(),
-                    vae=AutoencoderKLCogVideoX(scaling_factor=0.7).eval(),
-                    transformer=CogVideoXTransformer3DModel(**COGVIDEOX_5B_I2V).eval(),
-                    scheduler=CogVideoXDPMScheduler(**COGVIDEOX_SCHEDULER), branch=VideoPainterBranch().eval())
-                clip_tok = tiny_clip_tokenizer()
-                flux = FluxFillPipeline(
-                    scheduler=FlowMatchEulerDiscreteScheduler(
-                        base_image_seq_len=256, base_shift=0.5, max_image_seq_len=4096, max_shift=1.15,
-                        use_dynamic_shifting=True, shift=3.0),
-                    vae=AutoencoderKL(down_block_types=["DownEncoderBlock2D"] * 4,
-                                      up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=(128, 256, 512, 512),
-                                      layers_per_block=2, latent_channels=16, use_quant_conv=False,
-                                      use_post_quant_conv=False, shift_factor=0.1159, scaling_factor=0.3611).eval(),
-                    text_encoder=CLIPTextModel(CLIPTextConfig(
-                        vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                        num_attention_heads=12, projection_dim=768, bos_token_id=clip_tok.bos_token_id,
-                        eos_token_id=clip_tok.eos_token_id, pad_token_id=clip_tok.pad_token_id)).eval(),
-                    tokenizer=clip_tok, text_encoder_2=t5(), tokenizer_2=tiny_t5_tokenizer(),
-                    transformer=FluxTransformer2DModel(**FLUX_FILL).eval())
-        finally:
-            torch.set_default_dtype(torch.float32)
-        size = (720, 480)
-    for pipe in (video, flux):
-        pipe.set_progress_bar_config(disable=True)
-    return video, flux, size
-
-
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _timed(fn, device: str, repeat: int = 3) -> float:
-    fn()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - start) / repeat
+# ---- GPU: the real architectures with random weights (bench/full_size_models.py) ----------------------
 
 
 def gpu_bench(steps: int, smoke: bool = False) -> dict[str, float | str]:
@@ -185,7 +100,7 @@ def gpu_bench(steps: int, smoke: bool = False) -> dict[str, float | str]:
     device = "cpu" if smoke else "cuda"
     if not smoke and not torch.cuda.is_available():
         raise SystemExit("--gpu needs a CUDA GPU (--gpu-smoke runs the same code on tiny CPU models)")
-    video, flux, (width, height) = _models(smoke)
+    video, flux, (width, height) = stage2_models(smoke)
     cuda = device == "cuda"
     out: dict[str, float | str] = {"gpu": torch.cuda.get_device_name() if cuda else "cpu (smoke: not a measurement)",
                                    "weights_gb": torch.cuda.memory_allocated() / 2**30 if cuda else 0.0}
@@ -211,7 +126,7 @@ def gpu_bench(steps: int, smoke: bool = False) -> dict[str, float | str]:
             with BranchInjection(tr, samples, keep):
                 tr(x, text, t, image_rotary_emb=rotary, return_dict=False)
 
-    out["plain_step_s"], out["branch_step_s"] = _timed(plain, device), _timed(branched, device)
+    out["plain_step_s"], out["branch_step_s"] = timed(plain, device), timed(branched, device)
     out["branch_overhead"] = out["branch_step_s"] / out["plain_step_s"] - 1.0
     # one 49-frame clip at the model resolution: FluxFill first frame + video, all resident
     spec = SceneSpec(width=width, height=height, fps=8.0, seconds=49 / 8, lanes=LaneSpec.parse("single white dashed"))
@@ -221,12 +136,12 @@ def gpu_bench(steps: int, smoke: bool = False) -> dict[str, float | str]:
                                   max_sequence_length=512 if cuda else 32)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     first = inpainter(frames[0], dilated[0], "lane single white dashed", seed=42)
     video(resize_frames(frames, (width, height)), resize_masks(dilated, (width, height)), "lane single white dashed",
           first_frame=first, num_inference_steps=steps, generator=torch.Generator().manual_seed(42))
-    _sync(device)
+    sync(device)
     out["s_per_clip"] = time.perf_counter() - start
     out["peak_vram_gb"] = torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0
     # upstream moves/reloads every model per video: GPU -> CPU -> GPU is a lower bound of that cost
@@ -234,7 +149,7 @@ def gpu_bench(steps: int, smoke: bool = False) -> dict[str, float | str]:
     for pipe in (video, flux):
         pipe.to("cpu")
         pipe.to(device)
-    _sync(device)
+    sync(device)
     out["reload_lower_bound_s"] = time.perf_counter() - start
     return out
 

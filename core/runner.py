@@ -117,6 +117,10 @@ class Timings:
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
+    def add(self, name: str, seconds: float) -> None:
+        """Count ``seconds`` measured elsewhere (e.g. this item's share of a batch) under phase ``name``."""
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
     def as_dict(self) -> dict[str, float]:
         return {k: round(v, 4) for k, v in self.seconds.items()}
 

@@ -181,6 +181,10 @@ class EditConfig(StageSettings):
     storage_dtype: Literal["compute", "float8"] = _speed(
         "compute", help="weights of both diffusion transformers and the branch: compute (as loaded) or float8 "
         "(float8_e4m3fn storage, cast per layer to the compute dtype: half the weight memory of bf16)")
+    instruction_batch: int = _speed(
+        1, help="video pass: denoise up to this many instructions of a clip as one batch (one transformer call per "
+        "step for all; each keeps --seed, so the videos equal one by one). About N times the activation memory; a "
+        "batch that runs out of GPU memory is redone one by one. --item-timeout then counts N items' time")
     compile: Literal["none", "regional"] = _speed(
         "none", help="regional: torch.compile each transformer block of both diffusion models (GPU; the first "
         "video and the first FluxFill call compile, then every block reuses the code)")
@@ -233,6 +237,7 @@ class EditConfig(StageSettings):
             (self.caption_refine_temperature >= 0, "--caption-refine-temperature must be >= 0"),
             (self.compliance_frames >= 0, "--compliance-frames must be >= 0 (0 = no check)"),
             (self.qwen_vram_reserve_gib >= 0, "--qwen-vram-reserve-gib must be >= 0"),
+            (self.instruction_batch >= 1, "--instruction-batch must be >= 1"),
             (self.step_cache_threshold >= 0, "--step-cache-threshold must be >= 0 (0: off)"),
             (self.flux_step_cache_threshold >= 0, "--flux-step-cache-threshold must be >= 0 (0: off)"),
             (self.flux_max_sequence_length >= 1, "--flux-max-sequence-length must be >= 1"),

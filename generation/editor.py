@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,10 +121,58 @@ def parameters(cfg: EditConfig) -> dict[str, Any]:
              "model_height", "dilate_size", "mask_feather", "keep_masked_pixels", "flux_guidance_scale",
              "flux_num_inference_steps", "flux_max_area", "flux_max_sequence_length", "img_inpainting_lora_path",
              "img_inpainting_lora_scale", "id_lora_path", "id_lora_alpha", "id_resampling_mode",
-             "id_prev_clip_weight", "step_cache_threshold", "flux_step_cache_threshold", "storage_dtype", "compile",
+             "id_prev_clip_weight", "step_cache_threshold", "flux_step_cache_threshold", "storage_dtype", "compile", "instruction_batch",
              "cog_model", "branch_model",
              "branch_subfolder", "flux_model", "profile", *QUALITY_PARAMETERS)
     return {name: getattr(cfg, name) for name in names}
+
+
+@dataclass
+class FirstFramed:
+    """An item's first frame, ready for the video pass."""
+    instruction: Instruction
+    writer: Any
+    result: FirstFrameResult
+    seconds: float
+
+
+def first_frame_item(cfg: EditConfig, layout: Layout, instruction: Instruction, inputs: ClipInputs, models: Any,
+                     quality: Quality) -> FirstFramed:
+    """Clear the item's leftovers, then FluxFill's first frame through the judge loop."""
+    start = time.perf_counter()
+    writer = quality.start_item(layout, cfg.run_id, instruction.folder, inputs.clip.video_id)
+    result = quality.first_frame(models.first_frame, inputs.frames[0], inputs.dilated[0], instruction.text,
+                                 cfg.seed, writer, inputs.clip.video_id)
+    return FirstFramed(instruction, writer, result, time.perf_counter() - start)
+
+
+@dataclass
+class VideoResult:
+    frames: np.ndarray                 # [T, h, w, 3] uint8 at the model resolution
+    windows: list[tuple[int, int]]
+    id_resampling: bool
+    batch: int                         # videos denoised together in this pass (--instruction-batch)
+
+
+def video_pass(cfg: EditConfig, inputs: ClipInputs, firsts: list[FirstFramed], models: Any) -> list[VideoResult]:
+    """The video model over the clip for each first frame: one call, the instructions as one batch. Each gets a
+    generator seeded with ``--seed``, so a batch gives what one call per instruction gives."""
+    import torch
+
+    size = cfg.model_size
+    batched = len(firsts) > 1
+    captions = [f.result.caption_used for f in firsts]
+    images = [resize_frames(f.result.image[None], size)[0] for f in firsts]
+    out = models.video(
+        resize_frames(inputs.frames, size), resize_masks(inputs.dilated, size),
+        prompt=captions if batched else captions[0], first_frame=images if batched else images[0],
+        num_frames=cfg.num_frames, window_stride=cfg.window_stride, num_inference_steps=int(cfg.num_inference_steps),
+        guidance_scale=cfg.guidance_scale, use_dynamic_cfg=cfg.use_dynamic_cfg, strength=cfg.strength,
+        generator=([torch.Generator().manual_seed(cfg.seed) for _ in firsts] if batched
+                   else torch.Generator().manual_seed(cfg.seed)),
+        conditioning_scale=cfg.conditioning_scale, mask_add=cfg.mask_add, replace_gt=cfg.replace_gt)
+    frames = out.frames if batched else out.frames[None]
+    return [VideoResult(frames[i], out.windows, out.id_resampling, len(firsts)) for i in range(len(firsts))]
 
 
 def edit_item(cfg: EditConfig, layout: Layout, instruction: Instruction, inputs: ClipInputs, models: Any,
@@ -133,32 +182,33 @@ def edit_item(cfg: EditConfig, layout: Layout, instruction: Instruction, inputs:
     Order: first frame (judge loop), video pass, videos and images, compliance check and metrics on
     the edit as written, then the sidecar last (its presence marks the item done).
     """
-    import torch
+    start_peak_memory(models.cog_policy.device)
+    with timings.phase("first_frame"):
+        framed = first_frame_item(cfg, layout, instruction, inputs, models, quality)
+    with timings.phase("video_generation"):
+        (out,) = video_pass(cfg, inputs, [framed], models)
+    return finish_item(cfg, layout, inputs, framed, out, models, quality, timings)
 
+
+def start_peak_memory(device: str) -> None:
+    """Reset the device's peak-memory counter: the sidecar's peak is then this item's (or batch's)."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def finish_item(cfg: EditConfig, layout: Layout, inputs: ClipInputs, framed: FirstFramed, out: VideoResult,
+                models: Any, quality: Quality, timings: Timings) -> dict[str, Any]:
+    """Composite, write, check and score one edited video, then its sidecar (last)."""
     from core.device import memory_snapshot
 
-    clip = inputs.clip
-    video_id = clip.video_id
-    folder = instruction.folder
+    clip, instruction, result, writer = inputs.clip, framed.instruction, framed.result, framed.writer
+    video_id, folder = clip.video_id, framed.instruction.folder
     height, width = inputs.frames.shape[1:3]
-    device = models.cog_policy.device
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats(device)
-    writer = quality.start_item(layout, cfg.run_id, folder, video_id)
-    with timings.phase("first_frame"):
-        result = quality.first_frame(models.first_frame, inputs.frames[0], inputs.dilated[0], instruction.text,
-                                     cfg.seed, writer, video_id)
-    size = cfg.model_size
     with timings.phase("video_generation"):
-        out = models.video(
-            resize_frames(inputs.frames, size), resize_masks(inputs.dilated, size), prompt=result.caption_used,
-            first_frame=resize_frames(result.image[None], size)[0], num_frames=cfg.num_frames,
-            window_stride=cfg.window_stride, num_inference_steps=int(cfg.num_inference_steps),
-            guidance_scale=cfg.guidance_scale, use_dynamic_cfg=cfg.use_dynamic_cfg, strength=cfg.strength,
-            generator=torch.Generator().manual_seed(cfg.seed), conditioning_scale=cfg.conditioning_scale,
-            mask_add=cfg.mask_add, replace_gt=cfg.replace_gt)
         edited = composite(inputs.frames, resize_frames(out.frames, (width, height)), inputs.alpha)
-    memory = memory_snapshot(device)
+    memory = memory_snapshot(models.cog_policy.device)
     uris = item_outputs(layout, cfg.run_id, folder, video_id)
     with timings.phase("upload"):
         written = _video(uris["edit"], edited, clip.fps, read_back=quality.judge is not None or
@@ -182,7 +232,7 @@ def edit_item(cfg: EditConfig, layout: Layout, instruction: Instruction, inputs:
     return {"edit": uris["edit"], "moment": sidecar["moment"], "verdict": result.verdict, "iterations": result.iterations,
             "compliance_fraction": sidecar["compliance_fraction"],
             "quality_label": scores["label"] if scores else None, "frames": int(len(inputs.frames)),
-            "windows": len(out.windows), **{f"memory_{k}": v for k, v in memory.items()}}
+            "windows": len(out.windows), "video_batch": out.batch, **{f"memory_{k}": v for k, v in memory.items()}}
 
 
 def _sidecar(cfg: EditConfig, instruction: Instruction, inputs: ClipInputs, result: FirstFrameResult,
@@ -224,6 +274,7 @@ def _sidecar(cfg: EditConfig, instruction: Instruction, inputs: ClipInputs, resu
                   "dilated_coverage": round(float(inputs.dilated.mean()), 6)},
         "windows": [list(w) for w in out.windows],
         "id_resampling": out.id_resampling,
+        "video_batch": out.batch,
         "moment": edited_moment(clip.moment, len(inputs.frames)),
         "outputs": outputs,
         "timings": timings.as_dict(),

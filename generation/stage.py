@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,17 @@ from core.model_fingerprint import weights_record
 from core.runner import FAILED, OK, ItemRunner, RunSummary, StageResult, Timings
 from core.vp_data import list_vp_videos, read_vp_clip
 from generation.config import EditConfig
-from generation.editor import ClipInputs, edit_item, load_clip_inputs
+from generation.editor import (
+    ClipInputs,
+    FirstFramed,
+    VideoResult,
+    edit_item,
+    finish_item,
+    first_frame_item,
+    load_clip_inputs,
+    start_peak_memory,
+    video_pass,
+)
 from generation.instructions import Instruction, parse_instructions
 from generation.lora_weights import check_lora_path
 
@@ -95,6 +106,81 @@ class _ClipCache:
             raise LanepaintError(str(self.value))
         assert self.value is not None
         return self.value
+
+
+class _InstructionBatches:
+    """``--instruction-batch N``: the item that starts a video's batch computes the first frames of itself and the
+    next N-1 pending instructions of that video, then one batched video pass; each of those items later takes its
+    result (its own first-frame time, its share of the video pass) and writes its outputs as usual.
+
+    A first frame that failed is raised again when its item comes; a batch that ran out of GPU memory is redone
+    one by one; results of items another invocation took are dropped when the next video starts."""
+
+    def __init__(self, cfg: EditConfig, layout: Layout, models: Any, quality: Any, pending: list[EditItem],
+                 is_done: Any) -> None:
+        self.cfg, self.layout, self.models, self.quality, self.is_done = cfg, layout, models, quality, is_done
+        self.pending = pending
+        self.ready: dict[str, tuple[FirstFramed | LanepaintError, VideoResult | None, float]] = {}
+        self.video_id: str | None = None
+
+    def _group(self, item: EditItem) -> list[EditItem]:
+        later = self.pending[self.pending.index(item) + 1:] if item in self.pending else []
+        group = [item]
+        for other in later:
+            if len(group) >= self.cfg.instruction_batch or other.video_id != item.video_id:
+                break
+            if other.item_id not in self.ready and (self.cfg.overwrite or not self.is_done(other)):
+                group.append(other)
+        return group
+
+    def run(self, item: EditItem, inputs: ClipInputs, timings: Timings) -> dict[str, Any]:
+        if item.video_id != self.video_id:
+            self.video_id, self.ready = item.video_id, {}
+        if item.item_id not in self.ready:
+            self._compute(self._group(item), inputs)
+        framed, out, video_seconds = self.ready.pop(item.item_id)
+        if isinstance(framed, LanepaintError):
+            raise LanepaintError(str(framed))
+        timings.add("first_frame", framed.seconds)
+        timings.add("video_generation", video_seconds)
+        assert out is not None
+        return finish_item(self.cfg, self.layout, inputs, framed, out, self.models, self.quality, timings)
+
+    def _compute(self, group: list[EditItem], inputs: ClipInputs) -> None:
+        start_peak_memory(self.models.cog_policy.device)
+        framed: list[FirstFramed] = []
+        for member in group:
+            try:
+                framed.append(first_frame_item(self.cfg, self.layout, member.instruction, inputs, self.models,
+                                               self.quality))
+            except LanepaintError as exc:
+                if member is group[0]:
+                    raise
+                self.ready[member.item_id] = (exc, None, 0.0)
+        if len(framed) > 1:
+            log.info("%s: video pass for %d instructions as one batch", inputs.clip.video_id, len(framed))
+        for f, out, seconds in self._passes(framed, inputs):
+            self.ready[f"{f.instruction.folder}/{inputs.clip.video_id}"] = (f, out, seconds)
+
+    def _passes(self, framed: list[FirstFramed], inputs: ClipInputs) -> list[tuple[FirstFramed, VideoResult, float]]:
+        import torch
+
+        try:
+            return self._timed_pass(framed, inputs)
+        except torch.OutOfMemoryError:
+            if len(framed) == 1:
+                raise
+            log.warning("%s: a batch of %d ran out of GPU memory; one by one instead (lower --instruction-batch)",
+                        inputs.clip.video_id, len(framed))
+            torch.cuda.empty_cache()
+        return [done for f in framed for done in self._timed_pass([f], inputs)]
+
+    def _timed_pass(self, framed: list[FirstFramed], inputs: ClipInputs) -> list[tuple[FirstFramed, VideoResult, float]]:
+        """The video pass for ``framed``, each with its share of the wall time."""
+        start = time.perf_counter()
+        outs = video_pass(self.cfg, inputs, framed, self.models)
+        share = (time.perf_counter() - start) / len(framed)
+        return [(f, out, share) for f, out in zip(framed, outs, strict=True)]
 
 
 def _tiny_cpu_threads(cfg: EditConfig) -> contextlib.AbstractContextManager[None]:
@@ -176,12 +262,16 @@ def _run_items(cfg: EditConfig, layout: Layout, items: list[EditItem], pending: 
             manifest.set_model("load_seconds", round(models.load_seconds + quality.load_seconds, 3))
         clips = _ClipCache(layout, cfg, set(available))
 
+        batches = _InstructionBatches(cfg, layout, models, quality, pending, is_done)
+
         def run_one(item: EditItem, timings: Timings) -> dict[str, Any]:
             inputs = clips.get(item.video_id)
+            if cfg.instruction_batch > 1:
+                return batches.run(item, inputs, timings)
             return edit_item(cfg, layout, item.instruction, inputs, models, quality, timings)
 
         runner = ItemRunner(STAGE, item_id=lambda it: it.item_id, is_done=is_done, overwrite=cfg.overwrite,
-                            on_result=manifest.record, timeout=cfg.item_timeout,
+                            on_result=manifest.record, timeout=cfg.item_timeout * cfg.instruction_batch,
                             invalidate=lambda it: storage.rm(layout.vp_sidecar(cfg.run_id, it.instruction.folder,
                                                                                it.video_id)),
                             claims=ClaimStore(layout.vp_run(cfg.run_id)))

@@ -264,3 +264,74 @@ def _full_profile_run(tmp_path, scene):
     sidecar = json.loads(open(Layout(root).vp_sidecar("full1", "lane_double_white_solid", GOOD)).read())
     assert sidecar["iterations"] == 1 and sidecar["verdict_history"] == ["FAIL"]
     assert sidecar["judge"]["compliance"]["checked"] == 1 and sidecar["quality"]["eval_json"]
+
+
+def _batch_run(root, run_id, batch, **changes):
+    cfg = EditConfig(data_run_id=RUN, run_id=run_id, output_root=root, profile="tiny", judge=False, metrics=False,
+                     instructions="lane single white dashed||lane double yellow solid||lane single yellow solid",
+                     instruction_batch=batch, **changes)
+    return run_edit(cfg), cfg
+
+
+def _sidecars_and_frames(layout, cfg, result):
+    out = {}
+    for item_id in result.ok:
+        folder, video_id = item_id.split("/")
+        sidecar = json.loads(open(layout.vp_sidecar(cfg.run_id, folder, video_id)).read())
+        out[folder] = (sidecar, videoio.decode(layout.vp_generated_video(cfg.run_id, folder, video_id), fps=None))
+    return out
+
+
+def test_instructions_as_one_batch_give_the_videos_made_one_by_one(tmp_path, scene, monkeypatch):
+    import generation.stage as stage
+
+    root = str(tmp_path / "out")
+    layout = Layout(root)
+    write_vp_clip(layout, RUN, GOOD, *scene, fps=8.0, moment=MOMENT)
+    passes = []
+    video_pass = stage.video_pass
+    monkeypatch.setattr(stage, "video_pass", lambda cfg, inputs, firsts, models: passes.append(len(firsts))
+                        or video_pass(cfg, inputs, firsts, models))
+    alone_result, alone_cfg = _batch_run(root, "alone", 1)
+    assert passes == [] and len(alone_result.ok) == 3     # batch 1: edit_item's own pass, not the batcher
+    batched_result, batched_cfg = _batch_run(root, "batched", 3)
+    assert passes == [3] and len(batched_result.ok) == 3
+    alone = _sidecars_and_frames(layout, alone_cfg, alone_result)
+    batched = _sidecars_and_frames(layout, batched_cfg, batched_result)
+    assert alone.keys() == batched.keys() and len(alone) == 3
+    for folder, (sidecar, frames) in batched.items():
+        assert sidecar["video_batch"] == 3 and alone[folder][0]["video_batch"] == 1
+        assert sidecar["parameters"]["instruction_batch"] == 3
+        assert {"first_frame", "video_generation", "upload"} <= set(sidecar["timings"])
+        assert np.abs(frames.astype(int) - alone[folder][1].astype(int)).max() <= 1
+
+
+def test_a_batch_member_that_fails_fails_alone_and_out_of_memory_falls_back_to_one_by_one(tmp_path, scene,
+                                                                                         monkeypatch):
+    import torch
+
+    import generation.stage as stage
+
+    root = str(tmp_path / "out")
+    write_vp_clip(Layout(root), RUN, GOOD, *scene, fps=8.0, moment=MOMENT)
+    first_frame_item, video_pass = stage.first_frame_item, stage.video_pass
+    passes = []
+
+    def flaky_first_frame(cfg, layout, instruction, *args):
+        if instruction.folder == "lane_double_yellow_solid":
+            raise LanepaintError(f"{GOOD}: judge unavailable (test)")
+        return first_frame_item(cfg, layout, instruction, *args)
+
+    def small_gpu(cfg, inputs, firsts, models):
+        passes.append(len(firsts))
+        if len(firsts) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (test)")
+        return video_pass(cfg, inputs, firsts, models)
+
+    monkeypatch.setattr(stage, "first_frame_item", flaky_first_frame)
+    monkeypatch.setattr(stage, "video_pass", small_gpu)
+    result, cfg = _batch_run(root, "flaky", 3)
+    assert passes == [2, 1, 1]                   # the batch of the two good ones, then each alone
+    assert len(result.ok) == 2
+    assert [(item, reason) for item, reason in result.failed] == [
+        (f"lane_double_yellow_solid/{GOOD}", f"{GOOD}: judge unavailable (test)")]
