@@ -1,9 +1,10 @@
 """Stage 1 (tiny) over N synthetic videos with and without reading ahead: wall time against the sum of its
 phases. The reference is the same videos with ``--no-prefetch`` in the same invocation.
 
-With reading ahead, the next video's fetch and decode run on a background thread while the current one is
-segmented, cleaned and written, so the wall time drops below the sum of the phases; ``input_wait`` is what
-the segmenter still waited for its frames. On this CPU machine SAM2 (tiny) and the decode share the cores,
+With prefetch the videos run as a pipeline: video k is written (PNGs, tinted video, upload, hand-off) on the
+main thread while k+1 is segmented and cleaned on another and k+2 fetched and decoded on a third, so the
+wall time drops below the sum of the phases; ``input_wait`` is what the segmenter still waited for its frames
+and ``segment_wait`` what the writer waited for the masks. On this CPU machine SAM2 (tiny) and the decode share the cores,
 so the overlap is bounded; on a GPU node the segmenter runs on the device and the decode on the CPU.
 
 Usage: .venv/bin/python bench/stage1_overlap.py [--videos 8] [--size 320x180]
@@ -50,11 +51,14 @@ def main(argv: list[str] | None = None) -> int:
             wall = time.perf_counter() - start
             manifest = json.load(open(result.manifest_uri))
             phases = [item["timings"] for item in manifest["items"].values()]
-            busy = sum(sum(v for k, v in t.items() if k != "input_wait") for t in phases)
+            waits = ("input_wait", "segment_wait")
+            busy = sum(sum(v for k, v in t.items() if k not in waits) for t in phases)
             waited = sum(t.get("input_wait", 0.0) for t in phases)
+            writer = sum(t.get("segment_wait", 0.0) for t in phases)
             rows[label] = wall
             print(f"{label:<20} wall {wall:6.2f} s   sum of phases {busy:6.2f} s   wall/sum {wall / busy:.2f}   "
-                  f"waited for input {waited:5.2f} s")
+                  + (f"segmenter waited for frames {waited:5.2f} s   writer waited for masks {writer:5.2f} s"
+                     if prefetch else "(in line: nothing waits)"))
         off = min(rows["no prefetch"], rows["no prefetch (again)"])
         on = min(rows["prefetch"], rows["prefetch (again)"])
         print(f"{args.videos} videos {args.size}, stage 1 tiny, {os.cpu_count()} cores: prefetch / no prefetch wall "

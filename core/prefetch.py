@@ -19,6 +19,11 @@ class ReadAhead:
         self.pool = ThreadPoolExecutor(self.depth, thread_name_prefix="lanepaint-prefetch") if enabled else None
         self.pending: dict[str, Future] = {}
 
+    @property
+    def enabled(self) -> bool:
+        """False: ``get`` loads in line (a wait for it is then the work itself)."""
+        return self.pool is not None
+
     def get(self, item: Any) -> Any:
         if self.pool is None:
             return self.load(item)

@@ -2,7 +2,9 @@
 
 Per video: fetch (remote inputs cached by URI) -> decode at ``fps`` (at most ``max_frames``) ->
 SAM2 prompt + propagation -> cleanup in a thread pool -> PNG masks, visualisations, stats ->
-the VideoPainter hand-off (``meta.csv`` last). A bad video is recorded with a one-line reason and
+the VideoPainter hand-off (``meta.csv`` last). With ``prefetch`` these run as a pipeline over three
+threads: video k is written while k+1 is segmented and k+2 fetched and decoded, so the device does not
+wait for the CPU work around it; each video's failure is still its own. A bad video is recorded with a one-line reason and
 the run goes on; a video whose outputs are complete is skipped unless ``overwrite``. The model is
 loaded once per call (and only when some video needs it).
 """
@@ -65,6 +67,9 @@ class _Input:
     moment: Moment | None
     frames: Any
     seconds: dict[str, float]
+    raw: Any = None        # SAM2's masks, then the cleaned ones and their statistics (segment_input)
+    masks: Any = None
+    stats: Any = None
 
 
 class _Segment:
@@ -74,7 +79,18 @@ class _Segment:
         self.cfg, self.layout, self.run_id, self.policy, self.manifest = cfg, layout, run_id, policy, manifest
         self.workers = default_workers(cfg.workers)
         self.segmenter: Any = None
-        self.prefetch = ReadAhead(self.read_input, [], enabled=False)
+        self.decoded = ReadAhead(self.read_input, [], enabled=False)
+        self.segmented = ReadAhead(self.segment_input, [], enabled=False)
+
+    def pipeline(self, pending: list[VideoItem], enabled: bool) -> None:
+        """Three stages at once: the writer (this thread) writes video k while one thread segments k+1 and
+        another fetches and decodes k+2; each hands on at most one video (memory: three videos' frames)."""
+        self.decoded = ReadAhead(self.read_input, pending, enabled=enabled)
+        self.segmented = ReadAhead(self.segment_input, pending, enabled=enabled)
+
+    def close(self) -> None:
+        self.segmented.close()
+        self.decoded.close()
 
     def read_input(self, item: VideoItem) -> _Input:
         """Fetch (a remote input is cached locally) and decode the frames the stage needs."""
@@ -90,6 +106,23 @@ class _Segment:
             frames = videoio.decode_times(local, moment.frame_times())
         seconds["decode"] = time.perf_counter() - start
         return _Input(local, moment, frames, seconds)
+
+    def segment_input(self, item: VideoItem) -> _Input:
+        """The decoded frames (waiting for them is ``input_wait``), SAM2, then the cleanup and its statistics."""
+        start = time.perf_counter()
+        given = self.decoded.get(item)
+        seconds = dict(given.seconds)
+        if self.decoded.enabled:    # in line, the wait is the fetch and decode themselves
+            seconds["input_wait"] = time.perf_counter() - start
+        start = time.perf_counter()
+        given.raw = self.segmenter.segment(given.frames)
+        seconds["segment"] = time.perf_counter() - start
+        start = time.perf_counter()
+        given.masks = clean_masks(given.raw, self.workers)
+        given.stats = mask_stats(given.masks)
+        seconds["clean"] = time.perf_counter() - start
+        given.seconds = seconds
+        return given
 
     def load(self) -> None:
         from core.model_fingerprint import weights_record
@@ -115,16 +148,14 @@ class _Segment:
             raise LanepaintError(item.error)
         cfg, vid = self.cfg, item.video_id
         assert vid is not None
-        with timings.phase("input_wait"):      # the time the device waited: 0 when the prefetch was ahead
-            given = self.prefetch.get(item)
-        for name, value in given.seconds.items():  # the work itself, overlapped with the previous video
-            timings.seconds[name] = timings.seconds.get(name, 0.0) + value
-        moment, frames = given.moment, given.frames
-        with timings.phase("segment"):
-            raw = self.segmenter.segment(frames)
-        with timings.phase("clean"):
-            masks = clean_masks(raw, self.workers)
-            stats = mask_stats(masks)
+        if self.segmented.enabled:
+            with timings.phase("segment_wait"):    # the writer waited for the masks: 0 when the segmenter was ahead
+                given = self.segmented.get(item)
+        else:
+            given = self.segmented.get(item)
+        for name, value in given.seconds.items():  # the work itself, overlapped with the neighbouring videos
+            timings.add(name, value)
+        moment, frames, raw, masks, stats = given.moment, given.frames, given.raw, given.masks, given.stats
         if stats.low_coverage_frames:
             log.warning("%s: %d frame(s) below 1%% road coverage: %s", vid, len(stats.low_coverage_frames),
                         list(stats.low_coverage_frames)[:10])
@@ -179,7 +210,7 @@ def run_segment(cfg: SegmentConfig) -> StageResult:
     pending = [i for i in items if i.error is None and (cfg.overwrite or not done(i))]
     if pending:
         segment.load()
-    segment.prefetch = ReadAhead(segment.read_input, pending, enabled=cfg.prefetch and len(pending) > 1)
+    segment.pipeline(pending, enabled=cfg.prefetch and len(pending) > 1)
     log.info("segment %s: %d video(s) (%d to run) from %d input(s) -> %s", run_id, len(items), len(pending),
              len(cfg.inputs), run_uri)
 
@@ -194,7 +225,7 @@ def run_segment(cfg: SegmentConfig) -> StageResult:
     try:
         runner.run(items, segment, summary)
     finally:
-        segment.prefetch.close()
+        segment.close()
     manifest_uri = manifest.finalize(summary)
     usable = any(r.status != FAILED for r in summary.results)
     return StageResult.from_summary(

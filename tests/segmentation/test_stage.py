@@ -259,3 +259,52 @@ def test_plan_moment_keeps_the_window_ending_at_t0_and_fails_a_short_video_befor
     frames = videoio.decode(clip.video_uri, fps=None)
     source = np.floor((4.6 + np.arange(20) / 10) * 30 + 1e-6).astype(int)       # 138, 141, ... 195
     assert np.abs(frames[:, 0, 0, 0].astype(int) - (5 * source) % 250).max() <= 2
+
+
+def test_pipelined_videos_overlap_keep_failures_apart_and_give_the_same_masks(tmp_path, monkeypatch):
+    """With prefetch (the default) video k is written while k+1 is segmented on another thread; a corrupt
+    video in the middle fails alone, and every mask equals the one-at-a-time run's."""
+    import threading
+    import time
+
+    import segmentation.stage as stage
+    from core.config import build_config
+    from segmentation.config import SegmentConfig
+
+    clips = [_clip(tmp_path, k, name=f"clip_{k}.camera_front_wide_120fov") for k in range(3)]
+    corrupt = tmp_path / "broken_clip.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video" * 10)
+    inputs = [clips[0], str(corrupt), clips[1], clips[2]]
+    events = []
+
+    def logged(name, fn):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                events.append((name, threading.get_ident(), start, time.perf_counter()))
+        return wrapper
+
+    monkeypatch.setattr(stage, "write_local", logged("write", stage.write_local))
+    monkeypatch.setattr(stage._Segment, "segment_input", logged("segment", stage._Segment.segment_input))
+    results = {}
+    for prefetch in (True, False):
+        cfg = build_config(SegmentConfig, {"inputs": tuple(inputs), "run_id": f"p{int(prefetch)}", "profile": "tiny",
+                                           "output_root": str(tmp_path / "out"), "max_frames": 12,
+                                           "prefetch": prefetch}, environ={})
+        results[prefetch] = stage.run_segment(cfg)
+        if prefetch:
+            pipelined, events[:] = list(events), []
+    for result in results.values():
+        assert len(result.ok) == 3 and [item for item, _ in result.failed] == ["broken_clip"]
+        assert "not a readable video" in result.failed[0][1]
+    writes = [e for e in pipelined if e[0] == "write"]
+    segments = [e for e in pipelined if e[0] == "segment"]
+    assert {e[1] for e in segments}.isdisjoint({e[1] for e in writes})        # another thread segments
+    assert any(s[2] < w[3] and w[2] < s[3] for s in segments for w in writes)  # ... while a video is written
+    assert all(e[1] == threading.get_ident() for e in events)                 # without prefetch: all in line
+    lay = Layout(str(tmp_path / "out"))
+    for path in clips:
+        vid = os.path.basename(path)[:-4]
+        assert np.array_equal(load_masks(read_vp_clip(lay, "p1", vid)), load_masks(read_vp_clip(lay, "p0", vid)))
