@@ -1,7 +1,8 @@
 """Stage 1 benchmarks: CPU pipeline speed, mask cleanup quality, and (on a GPU) SAM2 Hiera-L fps.
 
     .venv/bin/python bench/segmentation.py            # CPU parts (about a minute on 2 cores)
-    .venv/bin/python bench/segmentation.py --gpu      # adds the Hiera-L comparison (CUDA needed)
+    .venv/bin/python bench/segmentation.py --gpu      # adds the Hiera-L parts 3 and 4 (CUDA needed)
+    .venv/bin/python bench/segmentation.py --gpu-smoke  # part 4's code on the tiny model on the CPU
 
 1. CPU, one 1280x720 synthetic clip: decode + cleanup + PNG mask writing per frame.
    ours: PyAV decode straight to arrays, cleanup and PNG writes in thread pools.
@@ -13,6 +14,9 @@
    sidewalk bridges; IoU against the ground truth before and after cleanup, per noise type.
 3. GPU only: full-size SAM2.1 Hiera-L (random weights; speed does not depend on them) frames per
    second of our segmenter (arrays -> state) against upstream's recipe (JPEG folder + init_state).
+4. GPU only: stage 1 end to end (decode .. every output written), ``run_segment`` pipelined over 4 clips of
+   1920x1080, 150 frames each, against upstream's recipe per clip (JPEG folder, init_state, propagate, a PNG
+   per mask).
 """
 
 from __future__ import annotations
@@ -255,6 +259,78 @@ def bench_gpu(frames: int) -> None:
     print(f"   ours (arrays -> state):                     {ours:6.1f} fps   ratio {ours / upstream:.2f}x")
 
 
+# ---- 4. end to end: decode .. write, ours (the pipelined stage) against upstream's JPEG-folder recipe -----
+def bench_end_to_end(clips: int, seconds: float, size: tuple[int, int], smoke: bool) -> None:
+    """Frames per second of ``run_segment`` (fetch, decode, SAM2, cleanup, PNGs, tinted video, hand-off;
+    pipelined) against upstream's recipe per clip (frames to a JPEG folder, ``init_state``, one prompt,
+    ``propagate_in_video``, one PNG per mask): SAM2.1 Hiera-L with random weights on the GPU, or with
+    ``smoke`` the tiny model on the CPU (checks the code; measures nothing)."""
+    import torch
+
+    import segmentation.sam2_model as sam2_model
+    from core.config import build_config
+    from core.device import resolve_device
+    from segmentation.config import MODEL_CONFIGS, SegmentConfig
+    from segmentation.prompts import get_strategy
+    from segmentation.stage import run_segment
+
+    if not smoke and not torch.cuda.is_available():
+        print("\n4. GPU stage 1 end to end: not measured (no GPU)")
+        return
+    device = "cpu" if smoke else "cuda"
+    width, height = size
+    frames_per_clip = int(round(seconds * 10))
+
+    def random_large(cfg, policy, image_mode):   # full-size architecture, random weights (speed only)
+        from sam2.build_sam import build_sam2, build_sam2_video_predictor
+
+        build = build_sam2 if image_mode else build_sam2_video_predictor
+        model = build(MODEL_CONFIGS["large"], ckpt_path=None, device=policy.device)
+        return model, {"name": "SAM2.1 Hiera-L (random weights)", "source": "random"}
+
+    if not smoke:
+        sam2_model._load_full = random_large
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = [write_clip(SceneSpec(width=width, height=height, fps=10.0, seconds=seconds, seed=k), tmp,
+                             name=f"clip_{k}.camera_front_wide_120fov").video_path for k in range(clips)]
+        settings = {"inputs": tuple(videos), "profile": "tiny" if smoke else "full", "device": device, "fps": 10.0,
+                    "max_frames": frames_per_clip, "plan_moment": False, "window": 0}
+        run_segment(build_config(SegmentConfig, {**settings, "inputs": tuple(videos[:1]), "run_id": "warmup",
+                                                 "output_root": f"{tmp}/warm"}, environ={}))
+        start = time.perf_counter()
+        result = run_segment(build_config(SegmentConfig, {**settings, "run_id": "ours", "output_root": f"{tmp}/out"},
+                                          environ={}))
+        ours_s = time.perf_counter() - start
+        assert len(result.ok) == clips, result.failed
+        cfg = build_config(SegmentConfig, {**settings, "run_id": "x", "output_root": f"{tmp}/x"}, environ={})
+        policy = resolve_device(device, cfg.profile)
+        predictor = sam2_model.load_predictor(cfg, policy).predictor
+        start = time.perf_counter()
+        for k, path in enumerate(videos):
+            frames = videoio.decode(path, fps=10.0, max_frames=frames_per_clip)
+            jpegs, pngs = os.path.join(tmp, f"jpg{k}"), os.path.join(tmp, f"png{k}")
+            os.makedirs(jpegs)
+            os.makedirs(pngs)
+            for t, frame in enumerate(frames):
+                cv2.imwrite(os.path.join(jpegs, f"{t:05d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            with torch.inference_mode(), policy.autocast():
+                state = predictor.init_state(jpegs)
+                prompt = get_strategy("points6").prompt_for(frames[0])
+                predictor.add_new_points_or_box(state, 0, 1, points=prompt.points, labels=prompt.labels)
+                for t, _ids, logits in predictor.propagate_in_video(state):
+                    mask = (logits[0, 0] > 0).cpu().numpy().astype(np.uint8) * 255
+                    cv2.imwrite(os.path.join(pngs, f"{t:05d}.png"), mask)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        upstream_s = time.perf_counter() - start
+    total = clips * frames_per_clip
+    what = "tiny SAM2 on the CPU (smoke: not a measurement)" if smoke else f"SAM2.1 Hiera-L on {policy.describe()}"
+    print(f"\n4. Stage 1 end to end, {clips} clips x {frames_per_clip} frames {width}x{height}, {what}")
+    print(f"   upstream recipe (JPEG folder, init_state, PNG per mask): {total / upstream_s:7.1f} fps")
+    print(f"   ours (run_segment, pipelined, every output):             {total / ours_s:7.1f} fps   "
+          f"ratio {upstream_s / ours_s:.2f}x   (goal on an H100: >= 60 fps)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=6.25, help="length of the 1280x720 clip (8 fps)")
@@ -263,15 +339,25 @@ def main() -> None:
     parser.add_argument("--quality-frames", type=int, default=8)
     parser.add_argument("--gpu", action="store_true", help="also run the Hiera-L comparison (CUDA)")
     parser.add_argument("--gpu-frames", type=int, default=64)
+    parser.add_argument("--gpu-smoke", action="store_true",
+                        help="only the end-to-end part's code, on the tiny model on the CPU (measures nothing)")
+    parser.add_argument("--e2e-clips", type=int, default=4, help="end to end: clips (15 s at 10 fps each)")
+    parser.add_argument("--e2e-size", default="1920x1080", help="end to end: clip size WxH")
     args = parser.parse_args()
     print(f"lanepaint stage 1 bench: {platform.machine()} {os.cpu_count()} CPU(s), python {platform.python_version()}, "
           f"opencv {cv2.__version__}")
+    if args.gpu_smoke:
+        bench_end_to_end(2, 1.2, (128, 80), smoke=True)
+        return
     bench_cpu(args.seconds, args.repeats, default_workers(args.workers))
     bench_quality(args.quality_frames)
     if args.gpu:
         bench_gpu(args.gpu_frames)
+        width, height = (int(v) for v in args.e2e_size.lower().split("x"))
+        bench_end_to_end(args.e2e_clips, 15.0, (width, height), smoke=False)
     else:
         print("\n3. GPU SAM2.1 Hiera-L fps: not run (pass --gpu on a CUDA machine)")
+        print("4. GPU stage 1 end to end: not run (pass --gpu on a CUDA machine)")
 
 
 if __name__ == "__main__":
