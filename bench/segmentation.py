@@ -215,6 +215,24 @@ def bench_quality(frames_per_clip: int) -> None:
     print(f"   {'none (clean GT)':<18} {1.0:8.4f} {np.mean(clean_only):8.4f}")
 
 
+def upstream_recipe(predictor, policy, frames: np.ndarray, jpeg_dir: str, png_dir: str | None = None) -> None:
+    """Upstream SAM2's video recipe: the frames as a JPEG folder, ``init_state`` on it, one prompt on frame 0,
+    ``propagate_in_video``; with ``png_dir`` each mask written as a PNG as it comes."""
+    import torch
+
+    from segmentation.prompts import get_strategy
+
+    for t, frame in enumerate(frames):
+        cv2.imwrite(os.path.join(jpeg_dir, f"{t:05d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    with torch.inference_mode(), policy.autocast():
+        state = predictor.init_state(jpeg_dir)
+        prompt = get_strategy("points6").prompt_for(frames[0])
+        predictor.add_new_points_or_box(state, 0, 1, points=prompt.points, labels=prompt.labels)
+        for t, _ids, logits in predictor.propagate_in_video(state):
+            if png_dir is not None:
+                cv2.imwrite(os.path.join(png_dir, f"{t:05d}.png"), (logits[0, 0] > 0).cpu().numpy().astype(np.uint8) * 255)
+
+
 # ---- 3. GPU: Hiera-L fps ------------------------------------------------------------------------------
 def bench_gpu(frames: int) -> None:
     try:
@@ -228,7 +246,6 @@ def bench_gpu(frames: int) -> None:
 
     from core.device import resolve_device
     from segmentation.config import MODEL_CONFIGS, SegmentConfig
-    from segmentation.prompts import get_strategy
     from segmentation.sam2_model import LoadedPredictor, RoadSegmenter
 
     policy = resolve_device("cuda", "full")
@@ -244,14 +261,7 @@ def bench_gpu(frames: int) -> None:
     ours = len(video) / (time.perf_counter() - start)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        for t, frame in enumerate(video):
-            cv2.imwrite(os.path.join(tmp, f"{t}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        with torch.inference_mode(), policy.autocast():
-            state = predictor.init_state(tmp)
-            prompt = get_strategy("points6").prompt_for(video[0])
-            predictor.add_new_points_or_box(state, 0, 1, points=prompt.points, labels=prompt.labels)
-            for _ in predictor.propagate_in_video(state):
-                pass
+        upstream_recipe(predictor, policy, video, tmp)
         torch.cuda.synchronize()
         upstream = len(video) / (time.perf_counter() - start)
     print(f"\n3. GPU SAM2.1 Hiera-L (random weights), {len(video)} frames 1280x720 on {policy.describe()}")
@@ -271,7 +281,6 @@ def bench_end_to_end(clips: int, seconds: float, size: tuple[int, int], smoke: b
     from core.config import build_config
     from core.device import resolve_device
     from segmentation.config import MODEL_CONFIGS, SegmentConfig
-    from segmentation.prompts import get_strategy
     from segmentation.stage import run_segment
 
     if not smoke and not torch.cuda.is_available():
@@ -311,15 +320,7 @@ def bench_end_to_end(clips: int, seconds: float, size: tuple[int, int], smoke: b
             jpegs, pngs = os.path.join(tmp, f"jpg{k}"), os.path.join(tmp, f"png{k}")
             os.makedirs(jpegs)
             os.makedirs(pngs)
-            for t, frame in enumerate(frames):
-                cv2.imwrite(os.path.join(jpegs, f"{t:05d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            with torch.inference_mode(), policy.autocast():
-                state = predictor.init_state(jpegs)
-                prompt = get_strategy("points6").prompt_for(frames[0])
-                predictor.add_new_points_or_box(state, 0, 1, points=prompt.points, labels=prompt.labels)
-                for t, _ids, logits in predictor.propagate_in_video(state):
-                    mask = (logits[0, 0] > 0).cpu().numpy().astype(np.uint8) * 255
-                    cv2.imwrite(os.path.join(pngs, f"{t:05d}.png"), mask)
+            upstream_recipe(predictor, policy, frames, jpegs, pngs)
         if device == "cuda":
             torch.cuda.synchronize()
         upstream_s = time.perf_counter() - start

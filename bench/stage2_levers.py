@@ -67,6 +67,13 @@ def _peak_gb(device: str) -> float:
     return torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else 0.0
 
 
+def _levers(arm: str) -> dict:
+    """``apply_speed_levers`` arguments of an arm: cache-<threshold>, float8, compile (others: none)."""
+    if arm.startswith("cache-"):
+        return {"cache_threshold": float(arm.split("-")[1])}
+    return {"float8": {"storage": "float8"}, "compile": {"compile": "regional"}}.get(arm, {})
+
+
 def video_arm(arm: str, steps: int, instructions: int, full: bool, smoke: bool = False, repeats: int = 1) -> dict:
     """One arm of the video pass; ``full``: the full-size models on the GPU (``smoke``: tiny on CPU)."""
     import torch
@@ -83,8 +90,7 @@ def video_arm(arm: str, steps: int, instructions: int, full: bool, smoke: bool =
     else:
         pipe, (width, height) = VideoPainterPipeline(**tiny_cogvideox_components(0)), (96, 64)
         pipe.set_progress_bar_config(disable=True)
-    levers = {"cache_threshold": float(arm.split("-")[1])} if arm.startswith("cache-") else \
-        {"storage": "float8"} if arm == "float8" else {"compile": "regional"} if arm == "compile" else {}
+    levers = _levers(arm)
     applied = apply_speed_levers(pipe.transformer, extra_modules=(pipe.branch,), compute_dtype=pipe.transformer.dtype,
                                  compile_backend="eager" if device == "cpu" else "inductor", **levers)
     video, masks = _clip(width, height)
@@ -128,10 +134,8 @@ def flux_arm(arm: str, steps: int, size: tuple[int, int], smoke: bool) -> dict:
     _video, flux, _size = stage2_models(smoke)
     del _video
     _free()
-    levers = {"cache_threshold": float(arm.split("-")[1])} if arm.startswith("cache-") else \
-        {"storage": "float8"} if arm == "float8" else {"compile": "regional"} if arm == "compile" else {}
     apply_speed_levers(flux.transformer, compute_dtype=flux.transformer.dtype,
-                       compile_backend="eager" if smoke else "inductor", **levers)
+                       compile_backend="eager" if smoke else "inductor", **_levers(arm))
     width, height = (96, 64) if smoke else size
     video, masks = _clip(width, height, frames=1)
     inpaint = FluxFillInpainter(flux, num_inference_steps=steps, max_area=width * height,

@@ -15,8 +15,9 @@
   blocks repeat, so one compilation serves them all); the first call compiles.
 
 Why First Block Cache and not the other caches diffusers ships: it decides per step from the model's
-own first-block output (no schedule to tune per model and step count), and it keeps two residuals
-(head and tail) per context, about 0.5 GB for CogVideoX-5B at 49 frames with CFG. TaylorSeer keeps
+own first-block output (no schedule to tune per model and step count), and it keeps a handful of
+block-sized tensors per context (the head block's output and residual, the tail residuals), about 1 GB
+for CogVideoX-5B at 49 frames with CFG ([2, 17550, 3072] in bf16 is 0.2 GB). TaylorSeer keeps
 Taylor factors of every attention output of every block (42 blocks x 2 outputs x (order + 1) tensors
 of [2, 17776, 3072], tens of GB at bf16) and needs warm-up steps; Pyramid Attention Broadcast and
 FasterCache skip attention on a fixed timestep schedule that was tuned for plain CogVideoX, not for a
