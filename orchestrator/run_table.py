@@ -157,6 +157,18 @@ def _first_frame_passed(s: Sources) -> bool | None:
     return None if verdict is None else verdict == "PASS"
 
 
+def _speed_levers(s: Sources) -> str | None:
+    parameters = s.sidecar.get("parameters")
+    if not isinstance(parameters, Mapping) or "storage_dtype" not in parameters:
+        return None
+    levers = [f"{name} cache {parameters[key]:g}" for name, key in (("video", "step_cache_threshold"),
+                                                                   ("flux", "flux_step_cache_threshold"))
+              if _number(parameters.get(key))]
+    levers += [f"{parameters['storage_dtype']} weights"] if parameters["storage_dtype"] != "compute" else []
+    levers += [f"compile {parameters['compile']}"] if parameters.get("compile", "none") != "none" else []
+    return ", ".join(levers) or "none"
+
+
 def _delta(s: Sources) -> float | None:
     edited, original = _number(s.inference.get("min_ade_meters")), _number(s.inference.get("original_min_ade_meters"))
     return None if edited is None or original is None else edited - original
@@ -260,8 +272,12 @@ _TAIL: tuple[Column, ...] = (
     # timings
     Column("segment_seconds", "float", "stage 1: seconds for the clip (decode, segment, clean, write)", _stage1_seconds),
     Column("edit_seconds", "float", "stage 2: seconds for the item", lambda s: _sum(s.sidecar.get("timings"))),
-    Column("video_generation_seconds", "float", "stage 2: seconds of the video model",
+    Column("video_generation_seconds", "float", "stage 2: seconds of the video model (a batch: this item's share)",
            _n("timings", "video_generation")),
+    Column("video_batch", "int", "stage 2: videos denoised together in the item's video pass (--instruction-batch)",
+           _s("video_batch")),
+    Column("speed_levers", "str", "stage 2: the speed levers of the run (step caches, weight storage, compile; "
+           "none: all off)", _speed_levers),
     Column("vla_seconds", "float", "stage 3: seconds of the original + edited inference",
            _n("metrics", "pair_inference_time_seconds", record="inference")),
     # where to look
