@@ -194,14 +194,20 @@ class NormalisedFrames:
 
 @torch.inference_mode()
 def init_state_from_frames(predictor: SAM2VideoPredictor, frames: np.ndarray, offload_video_to_cpu: bool = True,
-                           offload_state_to_cpu: bool = False, workers: int = 1) -> dict[str, Any]:
+                           offload_state_to_cpu: bool = False, workers: int = 1,
+                           square: np.ndarray | None = None) -> dict[str, Any]:
     """What ``SAM2VideoPredictor.init_state`` builds from a JPEG folder, built from ``[N, H, W, 3]``
     uint8 RGB frames in memory: square-resized ImageNet-normalised images, the original size, the
-    devices, and empty per-object prompt/output tables."""
+    devices, and empty per-object prompt/output tables. ``square``: the frames already resized
+    (``RoadSegmenter.model_input``), e.g. by the thread that decoded them."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
         raise ValueError(f"frames must be uint8 [N, H, W, 3] with N >= 1, got {frames.dtype} {frames.shape}")
     device = predictor.device
-    square = _resize_square(frames, int(predictor.image_size), workers)
+    size = int(predictor.image_size)
+    if square is None:
+        square = _resize_square(frames, size, workers)
+    elif square.shape != (len(frames), size, size, 3):
+        raise ValueError(f"model input {square.shape} does not match {len(frames)} frames at {size}x{size}")
     state: dict[str, Any] = {
         "images": NormalisedFrames(square, torch.device("cpu") if offload_video_to_cpu else device),
         "num_frames": len(frames),
@@ -252,13 +258,19 @@ class RoadSegmenter:
         self.predictor.add_new_points_or_box(state, frame_idx=local, obj_id=OBJ_ID, points=prompt.points,
                                              labels=prompt.labels, box=prompt.box)
 
-    def segment(self, frames: np.ndarray) -> np.ndarray:
-        """Raw road masks ``[T, H, W]`` bool (logits > 0) for uint8 RGB frames ``[T, H, W, 3]``."""
+    def model_input(self, frames: np.ndarray) -> np.ndarray:
+        """The frames as SAM2 takes them: ``[T, S, S, 3]`` uint8 squares (bicubic, as sam2's own loader). CPU
+        work that the thread decoding the frames can do, so that the segmenting thread only feeds the model."""
+        return _resize_square(frames, int(self.predictor.image_size), self.workers)
+
+    def segment(self, frames: np.ndarray, square: np.ndarray | None = None) -> np.ndarray:
+        """Raw road masks ``[T, H, W]`` bool (logits > 0) for uint8 RGB frames ``[T, H, W, 3]``; ``square``:
+        their ``model_input`` when already made."""
         with torch_threads(self.threads):
-            return self._segment(frames)
+            return self._segment(frames, square)
 
     @torch.inference_mode()
-    def _segment(self, frames: np.ndarray) -> np.ndarray:
+    def _segment(self, frames: np.ndarray, square: np.ndarray | None = None) -> np.ndarray:
         total, height, width = frames.shape[:3]
         masks = np.zeros((total, height, width), dtype=bool)
         prompted = prompt_frames(total, self.reprompt_every, self.direction)
@@ -270,7 +282,8 @@ class RoadSegmenter:
             warnings.filterwarnings("ignore", message=r".*Skipping the post-processing step.*")
             for start, end in plan_windows(total, self.window, self.direction):
                 state = init_state_from_frames(self.predictor, frames[start:end], self.offload_video,
-                                               self.offload_state, self.workers)
+                                               self.offload_state, self.workers,
+                                               None if square is None else square[start:end])
                 seed = end - 1 if backward else start
                 mask_seeded = seeded and bool(masks[seed].any())
                 if mask_seeded:  # continue from the previous window's mask on the shared frame

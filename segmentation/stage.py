@@ -67,6 +67,7 @@ class _Input:
     moment: Moment | None
     frames: Any
     seconds: dict[str, float]
+    square: Any = None     # the frames at SAM2's input size (read_input)
     raw: Any = None        # SAM2's masks, then the cleaned ones and their statistics (segment_input)
     masks: Any = None
     stats: Any = None
@@ -105,7 +106,10 @@ class _Segment:
         else:
             frames = videoio.decode_times(local, moment.frame_times())
         seconds["decode"] = time.perf_counter() - start
-        return _Input(local, moment, frames, seconds)
+        start = time.perf_counter()
+        square = self.segmenter.model_input(frames)   # on this thread, not the one feeding the device
+        seconds["resize"] = time.perf_counter() - start
+        return _Input(local, moment, frames, seconds, square=square)
 
     def segment_input(self, item: VideoItem) -> _Input:
         """The decoded frames (waiting for them is ``input_wait``), SAM2, then the cleanup and its statistics."""
@@ -115,7 +119,8 @@ class _Segment:
         if self.decoded.enabled:    # in line, the wait is the fetch and decode themselves
             seconds["input_wait"] = time.perf_counter() - start
         start = time.perf_counter()
-        given.raw = self.segmenter.segment(given.frames)
+        given.raw = self.segmenter.segment(given.frames, given.square)
+        given.square = None                           # 3 MB a frame at 1024 px: not kept for the writer
         seconds["segment"] = time.perf_counter() - start
         start = time.perf_counter()
         given.masks = clean_masks(given.raw, self.workers)

@@ -146,6 +146,15 @@ def test_one_window_equals_no_window(segmenter, clip):
     assert np.array_equal(_with(segmenter, window=0).segment(clip), _with(segmenter, window=12).segment(clip))
 
 
+def test_model_input_made_ahead_gives_the_same_masks_and_a_wrong_one_is_an_error(segmenter, clip):
+    seg = _with(segmenter, window=5)                # windows slice the squares as they slice the frames
+    square = seg.model_input(clip)
+    assert square.shape == (12, segmenter.predictor.image_size, segmenter.predictor.image_size, 3)
+    assert np.array_equal(seg.segment(clip, square), seg.segment(clip))
+    with pytest.raises(ValueError, match="model input .* does not match 5 frames"):
+        seg.segment(clip, square[:, :8])
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("offload_video, offload_state", [(True, False), (False, True)])
 def test_tiny_on_gpu_under_autocast_with_offload_options(clip, offload_video, offload_state):
