@@ -6,7 +6,8 @@ transformer block calls skipped (step cache), the output difference against the 
 mean and max absolute), and on a GPU the peak memory.
 
 - CPU (default): the tiny models (96x64, 4 backbone blocks) at ``--steps`` steps. Arms: First Block Cache at
-  several thresholds, float8 weight storage, and ``--instructions`` instructions as one batch against one by
+  several thresholds, the caches not picked for comparison (TaylorSeer on whole blocks every 2nd and 3rd
+  step, Pyramid Attention Broadcast), float8 weight storage, and ``--instructions`` instructions as one batch against one by
   one. Compile is GPU only (inductor on 2 CPU cores measures the compiler). The tiny models' weights are
   random: the differences bound what a lever changes, they say nothing about the look of a real edit.
 - GPU (``--gpu``): the full-size architectures with random bf16 weights (CogVideoX-5b-I2V + the VideoPainter
@@ -74,6 +75,24 @@ def _levers(arm: str) -> dict:
     return {"float8": {"storage": "float8"}, "compile": {"compile": "regional"}}.get(arm, {})
 
 
+def _other_cache(pipe, arm: str) -> None:
+    """The caches we did not pick, for comparison (bench only): TaylorSeer on whole blocks (``taylorseer-<interval>``:
+    compute every <interval>th step after 3 warm-up steps, extrapolate the others; diffusers' default patterns do not
+    match CogVideoX's ``attn1``) and Pyramid Attention Broadcast (``pab``: attention reused every other step in
+    timesteps 100-800)."""
+    import torch
+    from diffusers.hooks import PyramidAttentionBroadcastConfig, TaylorSeerCacheConfig
+
+    if arm.startswith("taylorseer-"):
+        pipe.transformer.enable_cache(TaylorSeerCacheConfig(
+            cache_interval=int(arm.split("-")[1]), disable_cache_before_step=3, taylor_factors_dtype=torch.float32,
+            cache_identifiers=[r"transformer_blocks\.\d+"]))
+    elif arm == "pab":
+        pipe.transformer.enable_cache(PyramidAttentionBroadcastConfig(
+            spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(100, 800),
+            current_timestep_callback=lambda: pipe.current_timestep))
+
+
 def video_arm(arm: str, steps: int, instructions: int, full: bool, smoke: bool = False, repeats: int = 1) -> dict:
     """One arm of the video pass; ``full``: the full-size models on the GPU (``smoke``: tiny on CPU)."""
     import torch
@@ -91,6 +110,7 @@ def video_arm(arm: str, steps: int, instructions: int, full: bool, smoke: bool =
         pipe, (width, height) = VideoPainterPipeline(**tiny_cogvideox_components(0)), (96, 64)
         pipe.set_progress_bar_config(disable=True)
     levers = _levers(arm)
+    _other_cache(pipe, arm)
     applied = apply_speed_levers(pipe.transformer, extra_modules=(pipe.branch,), compute_dtype=pipe.transformer.dtype,
                                  compile_backend="eager" if device == "cpu" else "inductor", **levers)
     video, masks = _clip(width, height)
@@ -178,7 +198,7 @@ def cpu_bench(steps: int, instructions: int, repeats: int) -> list[dict]:
 
     torch.set_num_threads(1)
     video_arm("plain", 2, 1, full=False)        # warm-up
-    arms = ["plain", *(f"cache-{t}" for t in CACHE_THRESHOLDS), "float8"]
+    arms = ["plain", *(f"cache-{t}" for t in CACHE_THRESHOLDS), "taylorseer-2", "taylorseer-3", "pab", "float8"]
     results = [video_arm(arm, steps, instructions, full=False, repeats=repeats) for arm in arms]
     _compare(results)
     # instructions: one by one (the plain arm, once per instruction) against one batch
