@@ -19,7 +19,8 @@ own first-block output (no schedule to tune per model and step count), and it ke
 block-sized tensors per context (the head block's output and residual, the tail residuals), about 1 GB
 for CogVideoX-5B at 49 frames with CFG ([2, 17550, 3072] in bf16 is 0.2 GB). TaylorSeer keeps
 Taylor factors of every attention output of every block (42 blocks x 2 outputs x (order + 1) tensors
-of [2, 17776, 3072], tens of GB at bf16) and needs warm-up steps; Pyramid Attention Broadcast and
+of [2, 17776, 3072], tens of GB at bf16), needs warm-up steps, and at the same share of block calls
+skipped changed the tiny models' output about 4x more; Pyramid Attention Broadcast and
 FasterCache skip attention on a fixed timestep schedule that was tuned for plain CogVideoX, not for a
 backbone that receives the branch residual at every block. The figures are in docs/benchmarks.md
 (``bench/stage2_levers.py``).
