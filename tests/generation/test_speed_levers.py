@@ -150,3 +150,30 @@ def test_fluxfill_runs_under_its_cache_and_skips():
     cached, cached_calls = inpaint(1e9)
     assert plain_calls == 6 and cached_calls == 1     # the cached run computes the tail blocks at step 0 only
     assert cached.shape == plain.shape and cached.dtype == np.uint8
+
+
+def test_float8_storage_keeps_the_id_lora_in_the_compute_dtype(tmp_path):
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from generation.tiny_models import tiny_cogvideox_transformer
+    from generation.videopainter.id_resampling import load_id_lora
+
+    source = tiny_cogvideox_transformer(0)
+    source.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                  target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    VideoPainterPipeline.save_lora_weights(tmp_path, transformer_lora_layers=get_peft_model_state_dict(source))
+
+    def run(storage):
+        pipe = VideoPainterPipeline(**tiny_cogvideox_components(0))
+        load_id_lora(pipe, str(tmp_path), alpha=2.0)      # as edit_models does: the LoRA first, then the levers
+        pipe.enable_id_resampling()
+        apply_speed_levers(pipe.transformer, storage=storage, extra_modules=(pipe.branch,))
+        return pipe, _run(pipe, frames=53, steps=2, window_stride=4)
+
+    _, plain = run("compute")
+    pipe, cast = run("float8")
+    to_q = pipe.transformer.transformer_blocks[0].attn1.to_q
+    assert to_q.base_layer.weight.dtype == torch.float8_e4m3fn
+    assert to_q.lora_A["videopainter_id"].weight.dtype == torch.float32      # the adapter is not rounded
+    assert (cast - plain).abs().mean() <= FLOAT8_MEAN_TOLERANCE
