@@ -335,3 +335,21 @@ def test_a_batch_member_that_fails_fails_alone_and_out_of_memory_falls_back_to_o
     assert len(result.ok) == 2
     assert [(item, reason) for item, reason in result.failed] == [
         (f"lane_double_yellow_solid/{GOOD}", f"{GOOD}: judge unavailable (test)")]
+
+
+def test_speed_levers_are_applied_by_the_stage_and_recorded(tmp_path, scene):
+    root = str(tmp_path / "out")
+    layout = Layout(root)
+    write_vp_clip(layout, RUN, GOOD, *scene, fps=8.0, moment=MOMENT)
+    cfg = EditConfig(data_run_id=RUN, run_id="fast", output_root=root, profile="tiny", judge=False, metrics=False,
+                     instructions="lane single white dashed", num_inference_steps=4, flux_num_inference_steps=4,
+                     step_cache_threshold=0.2, flux_step_cache_threshold=0.2, storage_dtype="float8")
+    result = run_edit(cfg)
+    assert len(result.ok) == 1, result.failed
+    manifest = json.loads(open(result.manifest_uri).read())
+    video, first = manifest["models"]["video"]["speed"], manifest["models"]["first_frame"]["speed"]
+    assert video == {"step_cache": {"method": "first-block", "threshold": 0.2},
+                     "storage": "float8_e4m3fn weights, float32 compute", "compile": "none"}
+    assert first["step_cache"] == {"method": "first-block", "threshold": 0.2}
+    sidecar = json.loads(open(layout.vp_sidecar("fast", "lane_single_white_dashed", GOOD)).read())
+    assert sidecar["parameters"]["storage_dtype"] == "float8" and sidecar["parameters"]["step_cache_threshold"] == 0.2
