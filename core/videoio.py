@@ -1,4 +1,5 @@
-"""Video I/O with PyAV: probe, decode to uint8 RGB arrays (resampled in time), encode H.264.
+"""Video I/O with PyAV: probe, decode to uint8 RGB arrays (resampled in time), encode H.264, and copy a
+video stream without re-encoding it (``remux_video``).
 
 Frames stay in memory as ``numpy`` arrays ``[T, H, W, 3]`` uint8; nothing goes through temp
 image files. Every failure on a bad file raises ``VideoError`` with one line naming the file.
@@ -444,3 +445,49 @@ def _encode(frames: np.ndarray | Iterable[np.ndarray], path: str, rate: Fraction
         container.close()
     log.debug("encoded %d frames at %.3g fps to %s", count, float(rate), path)
     return path
+
+
+COPYABLE_CODECS = ("h264",)
+
+
+def copies_frames(path: str | os.PathLike[str], fps: float, frames: np.ndarray) -> bool:
+    """Whether ``remux_video(path)`` gives ``frames`` (decoded from ``path`` at ``fps``): an H.264 stream at that
+    rate, with that many frames of that size, so the decode kept every frame of it."""
+    try:
+        info = probe(path)
+        container = _open(os.fspath(path))
+        try:
+            codec = container.streams.video[0].codec_context.name
+        finally:
+            container.close()
+    except VideoError:
+        return False
+    return (codec in COPYABLE_CODECS and abs(info.fps - fps) < 1e-3 and info.frame_count == len(frames)
+            and (info.height, info.width) == tuple(frames.shape[1:3]))
+
+
+def remux_video(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> str:
+    """Copy the first video stream of ``src`` into the mp4 ``dst`` packet by packet: no decode, no encode, the
+    same frames (other streams are dropped). Only H.264 (``COPYABLE_CODECS``, what ``encode`` writes); another
+    codec is a ``VideoError``. ``dst`` is written in place: wrap it in ``storage.atomic_path``."""
+    src, dst = os.fspath(src), os.fspath(dst)
+    container = _open(src)
+    try:
+        stream = container.streams.video[0]
+        if stream.codec_context.name not in COPYABLE_CODECS:
+            raise VideoError(f"{src}: {stream.codec_context.name} video is not copied (only {', '.join(COPYABLE_CODECS)})")
+        out = av.open(dst, mode="w", format="mp4")
+        try:
+            target = out.add_stream_from_template(stream)
+            for packet in container.demux(stream):
+                if packet.dts is None:          # the demuxer's flush packet
+                    continue
+                packet.stream = target
+                out.mux(packet)
+        finally:
+            out.close()
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{src}: cannot copy its video stream ({_reason(exc)})") from None
+    finally:
+        container.close()
+    return dst

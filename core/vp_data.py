@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core import storage, videoio
-from core.errors import LanepaintError, StorageError, brief
+from core.errors import LanepaintError, StorageError, VideoError, brief
 from core.ids import validate_id
 from core.layout import Layout
 from core.moment import Moment
@@ -61,9 +61,12 @@ class VPClip:
 
 
 def write_vp_clip(layout: Layout, run_id: str, video_id: str, frames: np.ndarray, masks: np.ndarray,
-                  fps: float, caption: str = "", crf: int = 18, moment: Moment | None = None) -> VPClip:
+                  fps: float, caption: str = "", crf: int = 18, moment: Moment | None = None,
+                  source: str | None = None) -> VPClip:
     """Write one clip, its label map and its meta.csv (last). ``masks``: [T,H,W] bool or 0/1/255.
-    ``moment``: the evaluated moment; the clip's frames are its window's."""
+    ``moment``: the evaluated moment; the clip's frames are its window's. ``source``: a local H.264 file whose
+    frames are exactly ``frames`` at ``fps``: its video stream is copied instead of encoding ``frames`` again
+    (no generation loss, no encode)."""
     frames = np.asarray(frames)
     masks = np.asarray(masks)
     if frames.ndim != 4 or masks.ndim != 3 or frames.shape[:3] != masks.shape:
@@ -79,7 +82,14 @@ def write_vp_clip(layout: Layout, run_id: str, video_id: str, frames: np.ndarray
 
     video_uri = layout.vp_raw_video(run_id, video_id)
     with storage.atomic_path(video_uri) as tmp:
-        videoio.encode(frames, tmp, fps=fps, crf=crf)
+        copied = False
+        if source is not None:
+            try:
+                copied = bool(videoio.remux_video(source, tmp))
+            except VideoError as exc:    # another codec: encoded like any other clip
+                log.debug("%s: not copied (%s)", video_id, exc)
+        if not copied:
+            videoio.encode(frames, tmp, fps=fps, crf=crf)
     masks_uri = layout.vp_masks_npz(run_id, video_id)
     with storage.atomic_path(masks_uri) as tmp:
         np.savez_compressed(tmp, arr_0=labels)

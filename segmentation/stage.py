@@ -175,9 +175,12 @@ class _Segment:
             with timings.phase("upload"):
                 upload(self.layout, self.run_id, vid, tmp, record)
         with timings.phase("handoff"):
+            # every frame of the source at its own rate: its video stream is copied, not decoded and encoded again
+            copy = moment is None and videoio.copies_frames(given.local, cfg.fps, frames)
             clip = write_vp_clip(self.layout, self.run_id, vid, frames, masks, fps=cfg.fps, caption=cfg.caption,
-                                 moment=moment)
+                                 moment=moment, source=given.local if copy else None)
         return {**stats.summary(), "width": clip.width, "height": clip.height, "vp_ready": clip.vp_ready,
+                "handoff_video": "copied" if copy else "encoded",
                 "moment": moment.as_dict() if moment else None,
                 "note": clip.note, "masks_uri": self.layout.sam2_masks_dir(self.run_id, vid),
                 "vp_meta_uri": clip.meta_uri, "memory": memory_snapshot(self.policy.device)}

@@ -241,3 +241,32 @@ def test_a_video_below_one_frame_per_second_is_not_resampled_into_many(tmp_path)
     videoio.encode(_ramp_frames(3), path, fps=0.001, crf=0, preset="ultrafast")
     with pytest.raises(VideoError, match=r"slow\.mp4: frame rate 0\.001 fps is below 1 fps"):
         videoio.decode(path, fps=8, max_frames=150)
+
+
+def test_remux_copies_the_video_stream_frame_for_frame(clip10, tmp_path):
+    rng = np.random.default_rng(0)
+    noisy = str(tmp_path / "noisy.mp4")       # lossy and with B-frames: a copy must not decode and encode
+    videoio.encode(rng.integers(0, 256, (12, 48, 64, 3), dtype=np.uint8), noisy, fps=8)
+    for source in (clip10, noisy):
+        copy = videoio.remux_video(source, str(tmp_path / "copy.mp4"))
+        original = videoio.decode(source, fps=None)
+        assert np.array_equal(videoio.decode(copy, fps=None), original)
+        info = videoio.probe(copy)
+        assert info.frame_count == len(original) and info.fps == videoio.probe(source).fps
+    frames = videoio.decode(noisy, fps=8)
+    assert videoio.copies_frames(noisy, 8, frames)
+    assert not videoio.copies_frames(noisy, 8, frames[:10])          # not every frame kept
+    assert not videoio.copies_frames(clip10, 8, videoio.decode(clip10, fps=8))    # resampled
+
+
+def test_a_codec_that_is_not_h264_is_not_copied(tmp_path):
+    path = str(tmp_path / "mpeg4.mp4")
+    with av.open(path, "w") as container:
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for frame in _ramp_frames(4):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    assert not videoio.copies_frames(path, 8, videoio.decode(path, fps=None))
+    with pytest.raises(VideoError, match=r"mpeg4\.mp4: mpeg4 video is not copied \(only h264\)"):
+        videoio.remux_video(path, str(tmp_path / "copy.mp4"))

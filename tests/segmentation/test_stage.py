@@ -308,3 +308,25 @@ def test_pipelined_videos_overlap_keep_failures_apart_and_give_the_same_masks(tm
     for path in clips:
         vid = os.path.basename(path)[:-4]
         assert np.array_equal(load_masks(read_vp_clip(lay, "p1", vid)), load_masks(read_vp_clip(lay, "p0", vid)))
+
+
+def test_a_source_kept_whole_at_its_own_rate_is_copied_not_encoded_again(tmp_path):
+    from core.config import build_config
+    from segmentation.config import SegmentConfig
+    from segmentation.stage import run_segment
+
+    spec = SceneSpec(width=128, height=80, fps=8, seconds=1.5, seed=3, lanes=LaneSpec.parse("single white solid"))
+    whole = write_clip(spec, str(tmp_path), name="whole_clip.camera_front_wide_120fov").video_path
+    other = _clip(tmp_path, 4, name="tenfps_clip.camera_front_wide_120fov")          # 10 fps: resampled to 8
+    root = str(tmp_path / "out")
+    cfg = build_config(SegmentConfig, {"inputs": (whole, other), "run_id": "c1", "profile": "tiny", "fps": 8.0,
+                                       "output_root": root}, environ={})
+    result = run_segment(cfg)
+    assert len(result.ok) == 2
+    items = json.loads(storage.read_text(result.manifest_uri))["items"]
+    assert items["whole_clip.camera_front_wide_120fov"]["details"]["handoff_video"] == "copied"
+    assert items["tenfps_clip.camera_front_wide_120fov"]["details"]["handoff_video"] == "encoded"
+    clip = read_vp_clip(Layout(root), "c1", "whole_clip.camera_front_wide_120fov")
+    handed_off = videoio.decode(clip.video_uri, fps=None)
+    assert np.array_equal(handed_off, videoio.decode(whole, fps=8))   # the frames SAM2 saw, without another encode
+    assert (clip.frames, clip.fps) == (12, 8.0) and load_masks(clip).shape == handed_off.shape[:3]
