@@ -78,6 +78,7 @@ class ClaimStore:
         self.run_root, self.ttl_s, self.heartbeat_s = run_root, ttl_s, heartbeat_s
         self.host, self.pid, self.token = socket.gethostname(), os.getpid(), uuid.uuid4().hex[:12]
         self.started = time.time()
+        self._reserved: dict[str, Claim] = {}
 
     def uri(self, item_id: str) -> str:
         return storage.join(self.run_root, CLAIMS_DIR, item_file_name(item_id))
@@ -86,8 +87,26 @@ class ClaimStore:
         return json.dumps({"item_id": item_id, "host": self.host, "pid": self.pid, "token": self.token,
                            "started_at": self.started, "heartbeat_at": time.time()})
 
+    def reserve(self, item_id: str) -> bool:
+        """Claim an item ahead of its turn (work done for it early, e.g. in a batch); its ``acquire`` then returns
+        this claim. False when another invocation holds it."""
+        if item_id in self._reserved:
+            return True
+        claim = self.acquire(item_id)
+        if isinstance(claim, str):
+            return False
+        self._reserved[item_id] = claim
+        return True
+
+    def release_reserved(self) -> None:
+        """Release the reservations whose items never came (a run that stopped early)."""
+        while self._reserved:
+            self._reserved.popitem()[1].release()
+
     def acquire(self, item_id: str) -> Claim | str:
         """A ``Claim`` for the item, or a one-line description of the live claim another invocation holds."""
+        if item_id in self._reserved:
+            return self._reserved.pop(item_id)
         uri = self.uri(item_id)
         for _ in range(3):
             if storage.create_exclusive(uri, self.payload(item_id).encode()):

@@ -8,8 +8,10 @@ read ahead."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
+
+WAIT_SLICE_S = 0.1
 
 
 class ReadAhead:
@@ -34,6 +36,8 @@ class ReadAhead:
         for upcoming in self.items[here + 1:here + 1 + self.depth] if here >= 0 else []:
             if upcoming.item_id not in self.pending and getattr(upcoming, "error", None) is None:
                 self.pending[upcoming.item_id] = self.pool.submit(self.load, upcoming)
+        while not future.done():   # in short waits: an item's time limit (an async exception) still lands here
+            wait([future], timeout=WAIT_SLICE_S)
         return future.result()
 
     def close(self) -> None:

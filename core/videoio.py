@@ -451,19 +451,24 @@ COPYABLE_CODECS = ("h264",)
 
 
 def copies_frames(path: str | os.PathLike[str], fps: float, frames: np.ndarray) -> bool:
-    """Whether ``remux_video(path)`` gives ``frames`` (decoded from ``path`` at ``fps``): an H.264 stream at that
-    rate, with that many frames of that size, so the decode kept every frame of it."""
+    """Whether ``remux_video(path)`` gives ``frames`` (decoded from ``path`` at ``fps``): an H.264 stream of that
+    frame size whose packets are exactly ``len(frames)`` frames evenly spaced at ``fps`` (read from the packet
+    timestamps, nothing decoded), so the decode kept every frame of it once."""
     try:
-        info = probe(path)
         container = _open(os.fspath(path))
         try:
-            codec = container.streams.video[0].codec_context.name
+            stream = container.streams.video[0]
+            codec, size = stream.codec_context.name, (stream.codec_context.height, stream.codec_context.width)
+            base = stream.time_base
+            times = sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.size)
         finally:
             container.close()
-    except VideoError:
+    except (VideoError, av.error.FFmpegError):
         return False
-    return (codec in COPYABLE_CODECS and abs(info.fps - fps) < 1e-3 and info.frame_count == len(frames)
-            and (info.height, info.width) == tuple(frames.shape[1:3]))
+    if codec not in COPYABLE_CODECS or size != tuple(frames.shape[1:3]) or len(times) != len(frames) or not base:
+        return False
+    step = 1.0 / (fps * float(base))                 # one frame in time-base ticks
+    return all(abs((b - a) - step) <= 1.0 for a, b in zip(times, times[1:], strict=False))
 
 
 def remux_video(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> str:
@@ -486,7 +491,9 @@ def remux_video(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> str
                 out.mux(packet)
         finally:
             out.close()
-    except av.error.FFmpegError as exc:
+    except VideoError:
+        raise
+    except Exception as exc:      # PyAV raises FFmpegError, and ValueError/TypeError for streams it cannot map
         raise VideoError(f"{src}: cannot copy its video stream ({_reason(exc)})") from None
     finally:
         container.close()

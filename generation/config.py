@@ -183,8 +183,9 @@ class EditConfig(StageSettings):
         "(float8_e4m3fn storage, cast per layer to the compute dtype: half the weight memory of bf16)")
     instruction_batch: int = _speed(
         1, help="video pass: denoise up to this many instructions of a clip as one batch (one transformer call per "
-        "step for all; each keeps --seed, so the videos equal one by one). About N times the activation memory; a "
-        "batch that runs out of GPU memory is redone one by one. --item-timeout then counts N items' time")
+        "step for all; each keeps --seed, so the videos equal one by one up to float rounding, except that a step "
+        "cache decides its skips for the whole batch). About N times the activation and frame memory; a batch that "
+        "runs out of GPU memory is redone one by one. --item-timeout then counts N items' time")
     compile: Literal["none", "regional"] = _speed(
         "none", help="regional: torch.compile each transformer block of both diffusion models (GPU; the first "
         "video and the first FluxFill call compile, then every block reuses the code)")

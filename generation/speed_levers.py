@@ -86,14 +86,14 @@ def _compile_block_forward(block: nn.Module, backend: str) -> None:
     """
     registry = getattr(block, "_diffusers_hook", None)
     refs = getattr(registry, "_fn_refs", None)
-    if refs:   # the innermost hook's forward is the block's own (our branch hook has no new_forward)
-        inner = refs[0]
-        if inner.original_forward is not None:
-            raise ValueError(f"{type(block).__name__}: its innermost diffusers hook replaces forward; cannot compile "
-                             "under it")
-        inner.forward = torch.compile(inner.forward, backend=backend, dynamic=False)
-    else:
+    if not refs:
         block.forward = torch.compile(block.forward, backend=backend, dynamic=False)
+        return
+    inner = refs[0]   # the innermost hook holds the block's own forward
+    if inner.original_forward is not None:   # a hook that replaces forward (a cache's) calls original_forward
+        inner.original_forward = torch.compile(inner.original_forward, backend=backend, dynamic=False)
+    else:                                    # a hook around forward (the branch residual's) calls forward
+        inner.forward = torch.compile(inner.forward, backend=backend, dynamic=False)
 
 
 def cache_enabled(transformer: nn.Module) -> bool:

@@ -23,11 +23,11 @@ from typing import Any
 from core import storage
 from core.claims import ClaimStore
 from core.device import tiny_cpu_threads, torch_threads
-from core.errors import LanepaintError, UsageError
+from core.errors import LanepaintError, UsageError, one_line
 from core.layout import Layout
 from core.manifest import RunManifest
 from core.model_fingerprint import weights_record
-from core.runner import FAILED, OK, ItemRunner, RunSummary, StageResult, Timings
+from core.runner import FAILED, OK, ItemRunner, ItemTimeout, RunSummary, StageResult, Timings
 from core.vp_data import list_vp_videos, read_vp_clip
 from generation.config import EditConfig
 from generation.editor import (
@@ -113,13 +113,15 @@ class _InstructionBatches:
     next N-1 pending instructions of that video, then one batched video pass; each of those items later takes its
     result (its own first-frame time, its share of the video pass) and writes its outputs as usual.
 
-    A first frame that failed is raised again when its item comes; a batch that ran out of GPU memory is redone
-    one by one; results of items another invocation took are dropped when the next video starts."""
+    The other members are claimed first (``ClaimStore.reserve``: an item another invocation holds is left out, and
+    the runner later takes over the reservation) and their old sidecar removed (no item looks done with its
+    outputs being redone). A member's failed first frame is raised again when its item comes; a batch that ran
+    out of GPU memory is redone one by one."""
 
     def __init__(self, cfg: EditConfig, layout: Layout, models: Any, quality: Any, pending: list[EditItem],
-                 is_done: Any) -> None:
+                 is_done: Any, claims: ClaimStore) -> None:
         self.cfg, self.layout, self.models, self.quality, self.is_done = cfg, layout, models, quality, is_done
-        self.pending = pending
+        self.pending, self.claims = pending, claims
         self.ready: dict[str, tuple[FirstFramed | LanepaintError, VideoResult | None, float]] = {}
         self.video_id: str | None = None
 
@@ -129,7 +131,9 @@ class _InstructionBatches:
         for other in later:
             if len(group) >= self.cfg.instruction_batch or other.video_id != item.video_id:
                 break
-            if other.item_id not in self.ready and (self.cfg.overwrite or not self.is_done(other)):
+            if (other.item_id not in self.ready and (self.cfg.overwrite or not self.is_done(other))
+                    and self.claims.reserve(other.item_id)):
+                storage.rm(self.layout.vp_sidecar(self.cfg.run_id, other.instruction.folder, other.video_id))
                 group.append(other)
         return group
 
@@ -137,7 +141,11 @@ class _InstructionBatches:
         if item.video_id != self.video_id:
             self.video_id, self.ready = item.video_id, {}
         if item.item_id not in self.ready:
-            self._compute(self._group(item), inputs)
+            try:
+                self._compute(self._group(item), inputs)
+            except ItemTimeout:
+                timings.timed_out_in = timings.timed_out_in or "instruction batch"
+                raise
         framed, out, video_seconds = self.ready.pop(item.item_id)
         if isinstance(framed, LanepaintError):
             raise LanepaintError(str(framed))
@@ -153,10 +161,11 @@ class _InstructionBatches:
             try:
                 framed.append(first_frame_item(self.cfg, self.layout, member.instruction, inputs, self.models,
                                                self.quality))
-            except LanepaintError as exc:
+            except Exception as exc:      # a member's failure is its own (interrupts and timeouts are not Exceptions)
                 if member is group[0]:
                     raise
-                self.ready[member.item_id] = (exc, None, 0.0)
+                self.ready[member.item_id] = (exc if isinstance(exc, LanepaintError)
+                                              else LanepaintError(one_line(exc)), None, 0.0)
         if len(framed) > 1:
             log.info("%s: video pass for %d instructions as one batch", inputs.clip.video_id, len(framed))
         for f, out, seconds in self._passes(framed, inputs):
@@ -170,8 +179,10 @@ class _InstructionBatches:
         except torch.OutOfMemoryError:
             if len(framed) == 1:
                 raise
-            log.warning("%s: a batch of %d ran out of GPU memory; one by one instead (lower --instruction-batch)",
-                        inputs.clip.video_id, len(framed))
+        # out of the except block: the failed batch's tensors are no longer held by its traceback
+        log.warning("%s: a batch of %d ran out of GPU memory; one by one instead (lower --instruction-batch)",
+                    inputs.clip.video_id, len(framed))
+        if torch.cuda.is_available():
             torch.cuda.empty_cache()
         return [done for f in framed for done in self._timed_pass([f], inputs)]
 
@@ -262,7 +273,8 @@ def _run_items(cfg: EditConfig, layout: Layout, items: list[EditItem], pending: 
             manifest.set_model("load_seconds", round(models.load_seconds + quality.load_seconds, 3))
         clips = _ClipCache(layout, cfg, set(available))
 
-        batches = _InstructionBatches(cfg, layout, models, quality, pending, is_done)
+        claims = ClaimStore(layout.vp_run(cfg.run_id))
+        batches = _InstructionBatches(cfg, layout, models, quality, pending, is_done, claims)
 
         def run_one(item: EditItem, timings: Timings) -> dict[str, Any]:
             inputs = clips.get(item.video_id)
@@ -274,8 +286,11 @@ def _run_items(cfg: EditConfig, layout: Layout, items: list[EditItem], pending: 
                             on_result=manifest.record, timeout=cfg.item_timeout * cfg.instruction_batch,
                             invalidate=lambda it: storage.rm(layout.vp_sidecar(cfg.run_id, it.instruction.folder,
                                                                                it.video_id)),
-                            claims=ClaimStore(layout.vp_run(cfg.run_id)))
-        return runner.run(items, run_one, RunSummary(STAGE))
+                            claims=claims)
+        try:
+            return runner.run(items, run_one, RunSummary(STAGE))
+        finally:
+            claims.release_reserved()
 
 
 def run_edit(cfg: EditConfig, *, vlm: Any = None) -> StageResult:

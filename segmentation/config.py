@@ -95,7 +95,8 @@ class SegmentConfig(StageSettings):
     offload_state_to_cpu: bool = setting(False, help="keep SAM2's memory bank in CPU memory (less GPU memory, "
                                          "a bit slower)", aliases=("SAM2_OFFLOAD_STATE",), group="memory and device")
     prefetch: bool = setting(True, help="pipeline the videos: write one while the next is segmented and the one "
-                             "after is fetched and decoded (two threads, at most three videos in memory)")
+                             "after is fetched and decoded (two threads; at most three videos' frames in memory, and one video at "
+                             "SAM2's input size)")
     workers: int = setting(0, help="threads for resizing, cleanup and writing (0: one per CPU, at most 8)",
                            group="memory and device")
     caption: str = setting("", help="caption written into VideoPainter's meta.csv", group="frames")

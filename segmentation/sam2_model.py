@@ -34,6 +34,7 @@ import functools
 import logging
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -235,6 +236,10 @@ def init_state_from_frames(predictor: SAM2VideoPredictor, frames: np.ndarray, of
 OBJ_ID = 1
 
 
+class SegmentationStopped(LanepaintError):
+    """A segmentation asked to stop (``RoadSegmenter.segment``'s ``should_stop``)."""
+
+
 class RoadSegmenter:
     """Prompts the road and propagates it through a clip, window by window; reused across videos."""
 
@@ -263,14 +268,17 @@ class RoadSegmenter:
         work that the thread decoding the frames can do, so that the segmenting thread only feeds the model."""
         return _resize_square(frames, int(self.predictor.image_size), self.workers)
 
-    def segment(self, frames: np.ndarray, square: np.ndarray | None = None) -> np.ndarray:
+    def segment(self, frames: np.ndarray, square: np.ndarray | None = None,
+                should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         """Raw road masks ``[T, H, W]`` bool (logits > 0) for uint8 RGB frames ``[T, H, W, 3]``; ``square``:
-        their ``model_input`` when already made."""
+        their ``model_input`` when already made; ``should_stop``: asked after every frame, True raises
+        ``SegmentationStopped`` (a time limit or a shutdown reached the thread running this)."""
         with torch_threads(self.threads):
-            return self._segment(frames, square)
+            return self._segment(frames, square, should_stop)
 
     @torch.inference_mode()
-    def _segment(self, frames: np.ndarray, square: np.ndarray | None = None) -> np.ndarray:
+    def _segment(self, frames: np.ndarray, square: np.ndarray | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         total, height, width = frames.shape[:3]
         masks = np.zeros((total, height, width), dtype=bool)
         prompted = prompt_frames(total, self.reprompt_every, self.direction)
@@ -295,6 +303,8 @@ class RoadSegmenter:
                         self._add_prompt(state, g - start, frames[g])
                 for local, _ids, logits in self.predictor.propagate_in_video(
                         state, start_frame_idx=seed - start, reverse=backward):
+                    if should_stop is not None and should_stop():
+                        raise SegmentationStopped(f"segmentation stopped at frame {start + local} of {total}")
                     if mask_seeded and start + local == seed:
                         continue
                     masks[start + local] = (logits[0, 0] > 0).cpu().numpy()

@@ -64,3 +64,25 @@ def test_a_video_skipped_after_it_was_read_ahead_is_dropped_and_off_means_inline
         prefetch.close()
     inline = _Prefetch(lambda item: threading.current_thread().name, items, enabled=False)
     assert inline.get(items[0]) == threading.current_thread().name and inline.pool is None
+
+
+def test_an_items_time_limit_lands_while_it_waits_for_a_slow_read():
+    import time
+
+    from core.runner import ItemTimeout, Watchdog
+
+    release = threading.Event()
+    items = _items(1)
+    prefetch = _Prefetch(lambda item: release.wait(10) and item.item_id, items, enabled=True)
+    start = time.perf_counter()
+    try:
+        dog = Watchdog(0.3)
+        with pytest.raises(ItemTimeout):
+            try:
+                prefetch.get(items[0])
+            finally:
+                dog.disarm()
+        assert time.perf_counter() - start < 2.0        # not when the read finally ends (10 s)
+    finally:
+        release.set()
+        prefetch.close()

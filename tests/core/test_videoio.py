@@ -270,3 +270,24 @@ def test_a_codec_that_is_not_h264_is_not_copied(tmp_path):
     assert not videoio.copies_frames(path, 8, videoio.decode(path, fps=None))
     with pytest.raises(VideoError, match=r"mpeg4\.mp4: mpeg4 video is not copied \(only h264\)"):
         videoio.remux_video(path, str(tmp_path / "copy.mp4"))
+
+
+def test_a_stream_with_uneven_timestamps_is_not_copied(tmp_path):
+    """Eight frames but a gap and a doubled interval in their timestamps: a decode at 8 fps would repeat a frame and
+    skip another, so the frames SAM2 saw would not be the stream's. The same frames evenly timed are copied."""
+    def write(name, stamps):
+        path = str(tmp_path / name)
+        with av.open(path, "w") as container:
+            stream = container.add_stream("libx264", rate=8)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            stream.codec_context.time_base = Fraction(1, 8)
+            for frame, pts in zip(_ramp_frames(8), stamps, strict=True):
+                video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+                video_frame.pts = pts
+                container.mux(stream.encode(video_frame))
+            container.mux(stream.encode())
+        return path
+
+    eight = np.zeros((8, 48, 64, 3), np.uint8)
+    assert videoio.copies_frames(write("even.mp4", range(8)), 8, eight)
+    assert not videoio.copies_frames(write("uneven.mp4", [0, 1, 2, 4, 5, 6, 8, 9]), 8, eight)

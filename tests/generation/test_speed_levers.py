@@ -132,10 +132,10 @@ def test_fluxfill_runs_under_its_cache_and_skips():
 
     from generation.first_frame import FluxFillInpainter
 
-    def inpaint(threshold):
+    def inpaint(threshold, compile="none"):
         pipe = FluxFillPipeline(**tiny_fluxfill_components(0))
         pipe.set_progress_bar_config(disable=True)
-        apply_speed_levers(pipe.transformer, cache_threshold=threshold)
+        apply_speed_levers(pipe.transformer, cache_threshold=threshold, compile=compile, compile_backend="eager")
         calls = []   # attention of the last (tail) block: runs only when the block computes
         pipe.transformer.single_transformer_blocks[0].attn.register_forward_pre_hook(lambda *a: calls.append(1))
         rng = np.random.default_rng(0)
@@ -150,6 +150,8 @@ def test_fluxfill_runs_under_its_cache_and_skips():
     cached, cached_calls = inpaint(1e9)
     assert plain_calls == 6 and cached_calls == 1     # the cached run computes the tail blocks at step 0 only
     assert cached.shape == plain.shape and cached.dtype == np.uint8
+    compiled, compiled_calls = inpaint(1e9, compile="regional")   # compiled under the cache's own hooks
+    assert compiled_calls == 1 and np.array_equal(compiled, cached)
 
 
 def test_float8_storage_keeps_the_id_lora_in_the_compute_dtype(tmp_path):

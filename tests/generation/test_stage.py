@@ -319,7 +319,7 @@ def test_a_batch_member_that_fails_fails_alone_and_out_of_memory_falls_back_to_o
 
     def flaky_first_frame(cfg, layout, instruction, *args):
         if instruction.folder == "lane_double_yellow_solid":
-            raise LanepaintError(f"{GOOD}: judge unavailable (test)")
+            raise RuntimeError("FluxFill exploded (test)")      # not a LanepaintError: still this item's alone
         return first_frame_item(cfg, layout, instruction, *args)
 
     def small_gpu(cfg, inputs, firsts, models):
@@ -334,7 +334,31 @@ def test_a_batch_member_that_fails_fails_alone_and_out_of_memory_falls_back_to_o
     assert passes == [2, 1, 1]                   # the batch of the two good ones, then each alone
     assert len(result.ok) == 2
     assert [(item, reason) for item, reason in result.failed] == [
-        (f"lane_double_yellow_solid/{GOOD}", f"{GOOD}: judge unavailable (test)")]
+        (f"lane_double_yellow_solid/{GOOD}", "RuntimeError: FluxFill exploded (test)")]
+
+
+def test_a_batch_leaves_out_an_instruction_another_run_holds(tmp_path, scene, monkeypatch):
+    import generation.stage as stage
+    from core.claims import ClaimStore
+
+    root = str(tmp_path / "out")
+    layout = Layout(root)
+    write_vp_clip(layout, RUN, GOOD, *scene, fps=8.0, moment=MOMENT)
+    other_run = ClaimStore(layout.vp_run("held"))                # another invocation on the same run id
+    held = other_run.acquire(f"lane_double_yellow_solid/{GOOD}")
+    assert not isinstance(held, str)
+    passes = []
+    video_pass = stage.video_pass
+    monkeypatch.setattr(stage, "video_pass", lambda cfg, inputs, firsts, models: passes.append(
+        [f.instruction.folder for f in firsts]) or video_pass(cfg, inputs, firsts, models))
+    try:
+        result, _ = _batch_run(root, "held", 3)
+        claims_left = os.listdir(os.path.join(layout.vp_run("held"), "_claims"))
+    finally:
+        held.release()
+    assert passes == [["lane_single_white_dashed", "lane_single_yellow_solid"]]
+    assert len(result.ok) == 2 and [item for item, _ in result.claimed] == [f"lane_double_yellow_solid/{GOOD}"]
+    assert claims_left == [os.path.basename(held.uri)]          # ours were all released
 
 
 def test_speed_levers_are_applied_by_the_stage_and_recorded(tmp_path, scene):

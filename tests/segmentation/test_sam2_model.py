@@ -146,6 +146,18 @@ def test_one_window_equals_no_window(segmenter, clip):
     assert np.array_equal(_with(segmenter, window=0).segment(clip), _with(segmenter, window=12).segment(clip))
 
 
+def test_a_segmentation_asked_to_stop_stops_at_the_next_frame(segmenter, clip):
+    asked = []
+
+    def stop_after_three():
+        asked.append(1)
+        return len(asked) > 3
+
+    with pytest.raises(sam2_model.SegmentationStopped, match="segmentation stopped at frame 3 of 12"):
+        segmenter.segment(clip, should_stop=stop_after_three)
+    assert len(asked) == 4
+
+
 def test_model_input_made_ahead_gives_the_same_masks_and_a_wrong_one_is_an_error(segmenter, clip):
     seg = _with(segmenter, window=5)                # windows slice the squares as they slice the frames
     square = seg.model_input(clip)

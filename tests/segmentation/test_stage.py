@@ -330,3 +330,29 @@ def test_a_source_kept_whole_at_its_own_rate_is_copied_not_encoded_again(tmp_pat
     handed_off = videoio.decode(clip.video_uri, fps=None)
     assert np.array_equal(handed_off, videoio.decode(whole, fps=8))   # the frames SAM2 saw, without another encode
     assert (clip.frames, clip.fps) == (12, 8.0) and load_masks(clip).shape == handed_off.shape[:3]
+
+
+def test_a_segmentation_past_its_time_limit_fails_its_video_and_stops_on_the_other_thread(tmp_path, monkeypatch):
+    import time
+
+    import segmentation.sam2_model as sam2_model
+    from core.config import build_config
+    from segmentation.config import SegmentConfig
+    from segmentation.stage import run_segment
+
+    def hung(self, frames, square=None, should_stop=None):      # SAM2 that never finishes unless told to stop
+        for _ in range(300):
+            if should_stop is not None and should_stop():
+                raise sam2_model.SegmentationStopped("segmentation stopped (test)")
+            time.sleep(0.05)
+        raise AssertionError("never asked to stop")
+
+    monkeypatch.setattr(sam2_model.RoadSegmenter, "segment", hung)
+    clips = [_clip(tmp_path, k, name=f"slow_{k}.camera_front_wide_120fov") for k in range(2)]
+    cfg = build_config(SegmentConfig, {"inputs": tuple(clips), "run_id": "t1", "profile": "tiny", "item_timeout": 1.0,
+                                       "output_root": str(tmp_path / "out"), "max_frames": 8}, environ={})
+    start = time.perf_counter()
+    result = run_segment(cfg)
+    assert time.perf_counter() - start < 8.0                 # each video stopped at its limit, not after 15 s
+    assert [item for item, _ in result.failed] == [os.path.basename(c)[:-4] for c in clips]
+    assert all(reason.startswith("timed out after 1 s") for _, reason in result.failed), result.failed
