@@ -62,6 +62,7 @@ class Claim:
                 log.warning("%s: could not refresh its claim (%s)", self.item_id, exc)
 
     def release(self) -> None:
+        self.store._active.discard(self.item_id)
         self._stop.set()
         self._thread.join(timeout=5)
         try:
@@ -79,6 +80,8 @@ class ClaimStore:
         self.host, self.pid, self.token = socket.gethostname(), os.getpid(), uuid.uuid4().hex[:12]
         self.started = time.time()
         self._reserved: dict[str, Claim] = {}
+        self._active: set[str] = set()      # items this invocation holds now (reserved or acquired)
+        self._lock = threading.RLock()      # a read-ahead thread reserves while the runner acquires
 
     def uri(self, item_id: str) -> str:
         return storage.join(self.run_root, CLAIMS_DIR, item_file_name(item_id))
@@ -88,28 +91,36 @@ class ClaimStore:
                            "started_at": self.started, "heartbeat_at": time.time()})
 
     def reserve(self, item_id: str) -> bool:
-        """Claim an item ahead of its turn (work done for it early, e.g. in a batch); its ``acquire`` then returns
-        this claim. False when another invocation holds it."""
-        if item_id in self._reserved:
+        """Claim an item ahead of its turn (work done for it early: a batch, a read-ahead); its ``acquire`` then
+        returns this claim. True when this invocation holds it already; False when another one does."""
+        with self._lock:
+            if item_id in self._reserved or item_id in self._active:
+                return True
+            claim = self.acquire(item_id)
+            if isinstance(claim, str):
+                return False
+            self._reserved[item_id] = claim
             return True
-        claim = self.acquire(item_id)
-        if isinstance(claim, str):
-            return False
-        self._reserved[item_id] = claim
-        return True
 
     def release_reserved(self) -> None:
         """Release the reservations whose items never came (a run that stopped early)."""
-        while self._reserved:
-            self._reserved.popitem()[1].release()
+        with self._lock:
+            reserved, self._reserved = list(self._reserved.values()), {}
+        for claim in reserved:
+            claim.release()
 
     def acquire(self, item_id: str) -> Claim | str:
         """A ``Claim`` for the item, or a one-line description of the live claim another invocation holds."""
-        if item_id in self._reserved:
-            return self._reserved.pop(item_id)
+        with self._lock:
+            if item_id in self._reserved:
+                return self._reserved.pop(item_id)
+            return self._acquire(item_id)
+
+    def _acquire(self, item_id: str) -> Claim | str:
         uri = self.uri(item_id)
         for _ in range(3):
             if storage.create_exclusive(uri, self.payload(item_id).encode()):
+                self._active.add(item_id)
                 return Claim(self, item_id, uri)
             holder = self._read(uri)
             if holder is None:            # removed in the meantime (or unreadable: treat as gone)

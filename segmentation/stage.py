@@ -81,6 +81,7 @@ class _Segment:
         self.cfg, self.layout, self.run_id, self.policy, self.manifest = cfg, layout, run_id, policy, manifest
         self.workers = default_workers(cfg.workers)
         self.segmenter: Any = None
+        self.claims: ClaimStore | None = None           # the run's claims (the runner's), set by run_segment
         self.stops: dict[str, threading.Event] = {}    # set: the item failed or timed out, stop segmenting it
         self.closing = threading.Event()               # set: the run stops, the segmenting thread too
         self.decoded = ReadAhead(self.read_input, [], enabled=False)
@@ -117,7 +118,10 @@ class _Segment:
         return _Input(local, moment, frames, seconds, square=square)
 
     def segment_input(self, item: VideoItem) -> _Input:
-        """The decoded frames (waiting for them is ``input_wait``), SAM2, then the cleanup and its statistics."""
+        """The decoded frames (waiting for them is ``input_wait``), SAM2, then the cleanup and its statistics.
+        Ahead of its turn, the video is claimed first: one that another run holds is not segmented here."""
+        if self.claims is not None and not self.claims.reserve(item.item_id):
+            raise LanepaintError(f"{item.item_id}: claimed by another run")
         start = time.perf_counter()
         given = self.decoded.get(item)
         seconds = dict(given.seconds)
@@ -238,14 +242,16 @@ def run_segment(cfg: SegmentConfig) -> StageResult:
     for entry, error in bad_entries.items():
         summary.add_failure(entry, error)
         manifest.record(summary.results[-1])
+    segment.claims = ClaimStore(run_uri)
     runner = ItemRunner(stage=STAGE, item_id=lambda i: i.item_id, is_done=done, overwrite=cfg.overwrite,
                         on_result=manifest.record, timeout=cfg.item_timeout,
                         invalidate=lambda i: storage.rm(layout.vp_meta_csv(run_id, i.video_id)),
-                        claims=ClaimStore(run_uri))
+                        claims=segment.claims)
     try:
         runner.run(items, segment, summary)
     finally:
         segment.close()
+        segment.claims.release_reserved()
     manifest_uri = manifest.finalize(summary)
     usable = any(r.status != FAILED for r in summary.results)
     return StageResult.from_summary(

@@ -107,3 +107,20 @@ def test_two_runs_on_one_run_id_never_compute_the_same_video(tmp_path):
     assert manifest["counts"] == {"ok": 6}
     # no video was computed by both: each ok item's record was written once, by one invocation
     assert done[0] + done[1] == 6, outs
+
+
+def test_a_reservation_is_the_claim_its_item_later_acquires(tmp_path):
+    ours, theirs = ClaimStore(str(tmp_path)), ClaimStore(str(tmp_path))
+    held = theirs.acquire("b")
+    assert ours.reserve("a") and ours.reserve("a")             # reserved once, asked twice
+    assert not ours.reserve("b")                               # another invocation holds it
+    claim = ours.acquire("a")
+    assert not isinstance(claim, str) and ours.reserve("a")    # held by us now: still ours
+    assert isinstance(theirs.acquire("a"), str)
+    claim.release()
+    assert ours.reserve("c")
+    ours.release_reserved()                                    # a reservation whose item never came
+    taken = theirs.acquire("c")
+    assert not isinstance(taken, str)
+    taken.release()
+    held.release()

@@ -356,3 +356,30 @@ def test_a_segmentation_past_its_time_limit_fails_its_video_and_stops_on_the_oth
     assert time.perf_counter() - start < 8.0                 # each video stopped at its limit, not after 15 s
     assert [item for item, _ in result.failed] == [os.path.basename(c)[:-4] for c in clips]
     assert all(reason.startswith("timed out after 1 s") for _, reason in result.failed), result.failed
+
+
+def test_a_video_another_run_holds_is_not_segmented_ahead(tmp_path, monkeypatch):
+    import segmentation.sam2_model as sam2_model
+    from core.claims import ClaimStore
+    from core.config import build_config
+    from segmentation.config import SegmentConfig
+    from segmentation.stage import run_segment
+
+    clips = [_clip(tmp_path, k, name=f"held_{k}.camera_front_wide_120fov") for k in range(3)]
+    root = str(tmp_path / "out")
+    other = ClaimStore(Layout(root).sam2_run("h1")).acquire("held_1.camera_front_wide_120fov")
+    assert not isinstance(other, str)
+    segmented = []
+    segment = sam2_model.RoadSegmenter.segment
+    monkeypatch.setattr(sam2_model.RoadSegmenter, "segment",
+                        lambda self, frames, *a, **k: segmented.append(len(frames)) or segment(self, frames, *a, **k))
+    cfg = build_config(SegmentConfig, {"inputs": tuple(clips), "run_id": "h1", "profile": "tiny", "max_frames": 8,
+                                       "output_root": root}, environ={})
+    try:
+        result = run_segment(cfg)
+        left = os.listdir(os.path.join(Layout(root).sam2_run("h1"), "_claims"))
+    finally:
+        other.release()
+    assert len(segmented) == 2                                  # the held video was never segmented, even ahead
+    assert len(result.ok) == 2 and [item for item, _ in result.claimed] == ["held_1.camera_front_wide_120fov"]
+    assert left == [os.path.basename(other.uri)]                # our claims and reservations all released
