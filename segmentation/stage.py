@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -82,8 +81,6 @@ class _Segment:
         self.workers = default_workers(cfg.workers)
         self.segmenter: Any = None
         self.claims: ClaimStore | None = None           # the run's claims (the runner's), set by run_segment
-        self.stops: dict[str, threading.Event] = {}    # set: the item failed or timed out, stop segmenting it
-        self.closing = threading.Event()               # set: the run stops, the segmenting thread too
         self.decoded = ReadAhead(self.read_input, [], enabled=False)
         self.segmented = ReadAhead(self.segment_input, [], enabled=False)
 
@@ -95,7 +92,6 @@ class _Segment:
 
     def close(self) -> None:
         """Stop the threads: a segmentation in progress stops at its next frame instead of running to the end."""
-        self.closing.set()
         self.segmented.close()
         self.decoded.close()
 
@@ -128,9 +124,8 @@ class _Segment:
         if self.decoded.enabled:    # in line, the wait is the fetch and decode themselves
             seconds["input_wait"] = time.perf_counter() - start
         start = time.perf_counter()
-        stop = self.stops.setdefault(item.item_id, threading.Event())
         given.raw = self.segmenter.segment(given.frames, given.square,
-                                           should_stop=lambda: stop.is_set() or self.closing.is_set())
+                                           should_stop=lambda: self.segmented.should_stop(item))
         given.square = None                           # 3 MB a frame at 1024 px: not kept for the writer
         seconds["segment"] = time.perf_counter() - start
         start = time.perf_counter()
@@ -164,16 +159,11 @@ class _Segment:
             raise LanepaintError(item.error)
         cfg, vid = self.cfg, item.video_id
         assert vid is not None
-        try:
-            if self.segmented.enabled:
-                with timings.phase("segment_wait"):   # the writer waited for the masks: 0 when the segmenter was ahead
-                    given = self.segmented.get(item)
-            else:
+        if self.segmented.enabled:
+            with timings.phase("segment_wait"):   # the writer waited for the masks: 0 when the segmenter was ahead
                 given = self.segmented.get(item)
-        except BaseException:     # a failure, the time limit or an interrupt: the segmenting thread stops this video
-            self.stops.setdefault(item.item_id, threading.Event()).set()
-            raise
-        self.stops.pop(item.item_id, None)
+        else:
+            given = self.segmented.get(item)
         for name, value in given.seconds.items():  # the work itself, overlapped with the neighbouring videos
             timings.add(name, value)
         moment, frames, raw, masks, stats = given.moment, given.frames, given.raw, given.masks, given.stats
