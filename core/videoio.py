@@ -460,12 +460,14 @@ def copies_frames(path: str | os.PathLike[str], fps: float, frames: np.ndarray) 
             stream = container.streams.video[0]
             codec, size = stream.codec_context.name, (stream.codec_context.height, stream.codec_context.width)
             base = stream.time_base
+            if codec not in COPYABLE_CODECS or size != tuple(frames.shape[1:3]) or not base:
+                return False                             # decided without reading the packets
             times = sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.size)
         finally:
             container.close()
     except (VideoError, av.error.FFmpegError):
         return False
-    if codec not in COPYABLE_CODECS or size != tuple(frames.shape[1:3]) or len(times) != len(frames) or not base:
+    if len(times) != len(frames):
         return False
     step = 1.0 / (fps * float(base))                 # one frame in time-base ticks
     return all(abs((b - a) - step) <= 1.0 for a, b in zip(times, times[1:], strict=False))

@@ -169,7 +169,7 @@ class _InstructionBatches:
         if len(framed) > 1:
             log.info("%s: video pass for %d instructions as one batch", inputs.clip.video_id, len(framed))
         for f, out, seconds in self._passes(framed, inputs):
-            self.ready[f"{f.instruction.folder}/{inputs.clip.video_id}"] = (f, out, seconds)
+            self.ready[EditItem(inputs.clip.video_id, f.instruction).item_id] = (f, out, seconds)
 
     def _passes(self, framed: list[FirstFramed], inputs: ClipInputs) -> list[tuple[FirstFramed, VideoResult, float]]:
         import torch

@@ -117,6 +117,7 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
         # diffusers' pipeline state, read through the properties guidance_scale, num_timesteps, interrupt, ...
         self._guidance_scale, self._num_timesteps, self._interrupt = 1.0, 0, False
         self._current_timestep, self._attention_kwargs = None, None
+        self._callback: tuple[Callable[..., dict[str, Any]] | None, tuple[str, ...]] = (None, ())
 
     def check_video_inputs(self, video: Any, masks: Any, prompt: Any, first_frame: Any, num_frames: int,
                            window_stride: int, strength: float, num_inference_steps: int, output_type: str,
@@ -184,11 +185,12 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
             return None
         if isinstance(first_frame, np.ndarray) and first_frame.shape == shape:
             return [first_frame] * prompts
-        frames = list(first_frame) if isinstance(first_frame, list | tuple | np.ndarray) else [first_frame]
+        stacked = isinstance(first_frame, np.ndarray) and first_frame.ndim == 4   # [n, H, W, 3]
+        frames = list(first_frame) if isinstance(first_frame, list | tuple) or stacked else [first_frame]
         if len(frames) != prompts or any(getattr(f, "shape", None) != shape for f in frames):
             given = [list(getattr(f, "shape", [])) for f in frames][:3]
             raise ValueError(f"first_frame must be one {list(shape)} array for every prompt, or {prompts} of them "
-                             f"(one per prompt), got {given if isinstance(first_frame, list | tuple) else list(getattr(first_frame, 'shape', []))}")
+                             f"(one per prompt), got {given}")
         return frames
 
     # ---- VideoPainterID -----------------------------------------------------------------------
@@ -305,7 +307,7 @@ class VideoPainterPipeline(CogVideoXImageToVideoPipeline):
                 target = (self.scheduler.add_noise(video_latents, noise, timesteps[i + 1:i + 2])
                           if i < len(timesteps) - 1 else video_latents)
                 latents = (1 - latent_mask) * target + latent_mask * latents
-            callback, names = getattr(self, "_callback", (None, ()))
+            callback, names = self._callback
             if callback is not None:
                 tensors = {"latents": latents, "prompt_embeds": prompt_embeds}
                 returned = callback(self, i, t, {k: tensors[k] for k in names}) or {}
