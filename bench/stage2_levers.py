@@ -30,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # the packages
 
-from full_size_models import stage2_models, sync  # noqa: E402  (bench/ is on sys.path)
+from full_size_models import flux_model, sync, video_model  # noqa: E402  (bench/ is on sys.path)
 
 CACHE_THRESHOLDS = (0.05, 0.1, 0.2, 0.3)
 GOALS = "goals (issue 16, H100): clip <= 90 s (stretch 60 s), 5 instructions <= 8 min, peak <= 75 GB"
@@ -103,9 +103,7 @@ def video_arm(arm: str, steps: int, instructions: int, full: bool, smoke: bool =
 
     device = "cuda" if full and not smoke else "cpu"
     if full:
-        pipe, _flux, (width, height) = stage2_models(smoke)
-        del _flux
-        _free()
+        pipe, (width, height) = video_model(smoke)
     else:
         pipe, (width, height) = VideoPainterPipeline(**tiny_cogvideox_components(0)), (96, 64)
         pipe.set_progress_bar_config(disable=True)
@@ -151,9 +149,7 @@ def flux_arm(arm: str, steps: int, size: tuple[int, int], smoke: bool) -> dict:
     from generation.speed_levers import apply_speed_levers
 
     device = "cpu" if smoke else "cuda"
-    _video, flux, _size = stage2_models(smoke)
-    del _video
-    _free()
+    flux = flux_model(smoke)
     apply_speed_levers(flux.transformer, compute_dtype=flux.transformer.dtype,
                        compile_backend="eager" if smoke else "inductor", **_levers(arm))
     width, height = (96, 64) if smoke else size
