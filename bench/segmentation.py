@@ -233,6 +233,16 @@ def upstream_recipe(predictor, policy, frames: np.ndarray, jpeg_dir: str, png_di
                 cv2.imwrite(os.path.join(png_dir, f"{t:05d}.png"), (logits[0, 0] > 0).cpu().numpy().astype(np.uint8) * 255)
 
 
+def random_hiera_large(device: str, image_mode: bool = False):
+    """SAM2.1 Hiera-L (the video predictor, or the plain model) with random weights: speed does not depend on them."""
+    from sam2.build_sam import build_sam2, build_sam2_video_predictor
+
+    from segmentation.config import MODEL_CONFIGS
+
+    build = build_sam2 if image_mode else build_sam2_video_predictor
+    return build(MODEL_CONFIGS["large"], ckpt_path=None, device=device)
+
+
 # ---- 3. GPU: Hiera-L fps ------------------------------------------------------------------------------
 def bench_gpu(frames: int) -> None:
     try:
@@ -242,15 +252,14 @@ def bench_gpu(frames: int) -> None:
     if torch is None or not torch.cuda.is_available():
         print("\n3. GPU SAM2.1 Hiera-L fps: not measured (no GPU)")
         return
-    from sam2.build_sam import build_sam2_video_predictor
 
     from core.device import resolve_device
-    from segmentation.config import MODEL_CONFIGS, SegmentConfig
+    from segmentation.config import SegmentConfig
     from segmentation.sam2_model import LoadedPredictor, RoadSegmenter
 
     policy = resolve_device("cuda", "full")
     torch.manual_seed(0)
-    predictor = build_sam2_video_predictor(MODEL_CONFIGS["large"], ckpt_path=None, device=policy.device)
+    predictor = random_hiera_large(policy.device)
     video, _ = render_scene(SceneSpec(width=1280, height=720, fps=8.0, seconds=frames / 8.0, seed=0))
     segmenter = RoadSegmenter(LoadedPredictor(predictor, policy, {}), SegmentConfig(window=0))
     segmenter.segment(video[:4])  # warm-up
@@ -280,7 +289,7 @@ def bench_end_to_end(clips: int, seconds: float, size: tuple[int, int], smoke: b
     import segmentation.sam2_model as sam2_model
     from core.config import build_config
     from core.device import resolve_device
-    from segmentation.config import MODEL_CONFIGS, SegmentConfig
+    from segmentation.config import SegmentConfig
     from segmentation.stage import run_segment
 
     if not smoke and not torch.cuda.is_available():
@@ -290,12 +299,9 @@ def bench_end_to_end(clips: int, seconds: float, size: tuple[int, int], smoke: b
     width, height = size
     frames_per_clip = int(round(seconds * 10))
 
-    def random_large(cfg, policy, image_mode):   # full-size architecture, random weights (speed only)
-        from sam2.build_sam import build_sam2, build_sam2_video_predictor
-
-        build = build_sam2 if image_mode else build_sam2_video_predictor
-        model = build(MODEL_CONFIGS["large"], ckpt_path=None, device=policy.device)
-        return model, {"name": "SAM2.1 Hiera-L (random weights)", "source": "random"}
+    def random_large(cfg, policy, image_mode):   # the stage's full loader, with random weights
+        return random_hiera_large(policy.device, image_mode), {"name": "SAM2.1 Hiera-L (random weights)",
+                                                               "source": "random"}
 
     if not smoke:
         sam2_model._load_full = random_large

@@ -40,6 +40,10 @@ _TINY_QUIET = ("diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video",
                "diffusers.pipelines.flux.pipeline_flux_fill", "transformers.tokenization_utils_base")
 
 
+# the components speed_levers stores in float8 (the branch as an extra module of the video transformer)
+FLOAT8_COMPONENTS = ("transformer", "branch")
+
+
 @dataclass(frozen=True)
 class PipelineNeed:
     name: str
@@ -177,7 +181,7 @@ def load_edit_models(cfg: EditConfig, loaded_first: list[str] | tuple[str, ...] 
     for pipe in (video, flux_pipe):
         pipe.set_progress_bar_config(disable=True)   # our own progress bars (core.logs) show the steps
 
-    float8 = ("transformer", "branch") if cfg.storage_dtype == "float8" else ()
+    float8 = FLOAT8_COMPONENTS if cfg.storage_dtype == "float8" else ()
     needs = [pipeline_need("video", video, cog_policy.device, float8),
              pipeline_need("first-frame", flux_pipe, flux_policy.device, float8)]
     free = {n.device: _free_bytes(n.device) for n in needs if n.device.startswith("cuda")}
@@ -198,14 +202,13 @@ def load_edit_models(cfg: EditConfig, loaded_first: list[str] | tuple[str, ...] 
     video_desc["speed"] = apply_speed_levers(
         video.transformer, cache_threshold=cfg.step_cache_threshold, storage=cfg.storage_dtype, compile=cfg.compile,
         compute_dtype=cog_policy.dtype, extra_modules=(video.branch,))
-    flux_speed = apply_speed_levers(
+    flux_desc["speed"] = apply_speed_levers(
         flux_pipe.transformer, cache_threshold=cfg.flux_step_cache_threshold, storage=cfg.storage_dtype,
         compile=cfg.compile, compute_dtype=flux_policy.dtype)
     inpainter = FluxFillInpainter(
         flux_pipe, guidance_scale=cfg.flux_guidance_scale, num_inference_steps=int(cfg.flux_num_inference_steps),
         max_area=int(cfg.flux_max_area), max_sequence_length=int(cfg.flux_max_sequence_length),
         keep_masked_pixels=cfg.keep_masked_pixels, mask_feather=cfg.mask_feather, lora=flux_desc["lora"])
-    flux_desc["speed"] = flux_speed
     for desc, policy, name in ((video_desc, cog_policy, "video"), (flux_desc, flux_policy, "first-frame")):
         desc.update(device=policy.describe(), placement="CPU offload" if offload[name] else "resident")
     seconds = time.perf_counter() - start

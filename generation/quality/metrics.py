@@ -221,10 +221,12 @@ class QualityScorer:
         if len(original) == 0:
             raise LanepaintError("the clip has no frames")
 
-    def _videopainter_pixels(self, o8: torch.Tensor, e8: torch.Tensor, m: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _videopainter_pixels(self, o8: torch.Tensor, e8: torch.Tensor, m: torch.Tensor,
+                             full_lpips: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Per-frame values of VideoPainter's ``MetricsCalculator`` (evaluate/metrics.py, eval_inpainting.py):
         float32 images in [0,1]; full frame (original, edit); "masked" = (original, edit x (1 - mask)),
-        upstream's call ``calculate_*(ori, comp, mask_gt=1-mask)``."""
+        upstream's call ``calculate_*(ori, comp, mask_gt=1-mask)``. ``full_lpips``: the batch's full-frame
+        LPIPS already computed (None: LPIPS unavailable)."""
         a = o8.permute(0, 3, 1, 2).float() / 255.0
         b = e8.permute(0, 3, 1, 2).float() / 255.0
         outside = b * (1.0 - m[:, None].float())
@@ -236,8 +238,9 @@ class QualityScorer:
             out[f"{prefix}ssim"] = ssim_map(a, other).mean(dim=(1, 2, 3))
             out[f"{prefix}mse"] = mse
             out[f"{prefix}mae"] = diff.abs().mean(dim=(1, 2, 3))
-            if self.lpips is not None:
-                out[f"{prefix}lpips"] = self.lpips(a, other)
+        if full_lpips is not None:   # the full-frame LPIPS is ours: the same float32 images (x / 255 either way)
+            out["lpips"] = full_lpips.float()
+            out["masked_lpips"] = self.lpips(a, outside)
         out["_squashed"] = self.clip_temporal.squashed_image_embeds(b)
         out["_squashed_masked"] = self.clip_temporal.squashed_image_embeds(b * m[:, None].float())
         return out
@@ -305,7 +308,7 @@ class QualityScorer:
             emb["temp_m"].append(self.clip_temporal.image_embeds(e_masked))
             mask_pixels.append(m.flatten(1).sum(dim=1))
             if self.protocol == "videopainter":
-                for key, value in self._videopainter_pixels(o8, e8, m).items():
+                for key, value in self._videopainter_pixels(o8, e8, m, groups["full"].get("lpips")).items():
                     vp.setdefault(key, []).append(value)
         pixels = torch.cat(mask_pixels)
         present = pixels > 0
