@@ -84,10 +84,14 @@ def _redacted_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def read_item_records(run_root: str) -> dict[str, dict[str, Any]]:
+def read_item_records(run_root: str, listed: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Every item record written under ``<run_root>/_items`` (item id -> record), finished or failed;
-    unreadable ones are left out. Empty when the run root has none."""
-    uris = [u for u in storage.ls(storage.join(run_root, ITEMS_DIR), dirs=False) if u.endswith(".json")]
+    unreadable ones are left out. Empty when the run root has none. ``listed``: every file under the run
+    root, already listed by the caller (``storage.walk_files``), so that the folder is not listed again."""
+    if listed is None:
+        uris = [u for u in storage.ls(storage.join(run_root, ITEMS_DIR), dirs=False) if u.endswith(".json")]
+    else:
+        uris = [u for u in listed if u.replace("\\", "/").split("/")[-2:-1] == [ITEMS_DIR] and u.endswith(".json")]
     return {str(r["item_id"]): r for r in storage.read_json_records(uris) if "item_id" in r}
 
 

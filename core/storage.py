@@ -185,13 +185,13 @@ def _probe_write(root: str) -> None:
         raise UsageError(f"bad output root {root!r}: cannot write there ({exc})") from None
 
 
-def _to_uri(kind_uri: str, path: str) -> str:
+def _to_uri(kind_uri: str, path: str, fs: Any) -> str:
+    """A listed ``path`` of filesystem ``fs`` (the one ``kind_uri`` resolved to) as a URI of the same kind."""
     kind = scheme(kind_uri)
     if kind == "local":
         return path
     if kind == "memory":
         return "memory://" + path.lstrip("/")
-    fs, _ = filesystem(kind_uri)
     return fs.unstrip_protocol(path)
 
 
@@ -254,7 +254,7 @@ def ls(uri: str, dirs: bool = True, files: bool = True) -> list[str]:
         if name == path.rstrip("/"):
             continue
         if (is_dir and dirs) or (not is_dir and files):
-            out.append(_to_uri(uri, name))
+            out.append(_to_uri(uri, name, fs))
     return sorted(out)
 
 
@@ -262,7 +262,7 @@ def glob(pattern: str) -> list[str]:
     """Sorted URIs matching a glob pattern (``*``, ``**``, ``?``)."""
     fs, path = filesystem(pattern)
     with _errors(pattern, "glob"):
-        return sorted(_to_uri(pattern, p) for p in fs.glob(path))
+        return sorted(_to_uri(pattern, p, fs) for p in fs.glob(path))
 
 
 def walk_files(uri: str) -> list[str]:
@@ -271,7 +271,7 @@ def walk_files(uri: str) -> list[str]:
     with _errors(uri, "list"):
         if not fs.exists(path):
             return []
-        return sorted(_to_uri(uri, p) for p in fs.find(path))
+        return sorted(_to_uri(uri, p, fs) for p in fs.find(path))
 
 
 def open(uri: str, mode: str = "rb") -> IO[Any]:  # noqa: A001 - mirrors fsspec
@@ -295,24 +295,32 @@ def read_text(uri: str, encoding: str = "utf-8") -> str:
         raise StorageError(f"{uri}: not {encoding} text (byte {exc.start} of {len(data)})") from None
 
 
-def read_json_records(uris: list[str], workers: int = 16) -> list[dict[str, Any]]:
-    """The JSON objects at ``uris``, read in a thread pool (many small objects on gs:// are slow one
-    by one); unreadable or non-object files are skipped with a warning. Order follows ``uris``."""
+def read_json_object(uri: str) -> dict[str, Any] | None:
+    """The JSON object at ``uri``; None, with a warning, when it cannot be read or is not an object."""
     import json
-    from concurrent.futures import ThreadPoolExecutor
 
-    def one(uri: str) -> dict[str, Any] | None:
-        try:
-            data = json.loads(read_text(uri))
-        except (StorageError, ValueError) as exc:
-            log.warning("ignoring unreadable record %s: %s", uri, exc)
-            return None
-        return data if isinstance(data, dict) else None
+    try:
+        data = json.loads(read_text(uri))
+    except (StorageError, ValueError) as exc:
+        log.warning("ignoring unreadable record %s: %s", uri, exc)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_json_objects(uris: list[str], workers: int = 16) -> list[dict[str, Any] | None]:
+    """``read_json_object`` of every URI, in a thread pool (many small objects on gs:// are slow one by one);
+    one entry per URI, in order."""
+    from concurrent.futures import ThreadPoolExecutor
 
     if not uris:
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(uris)))) as pool:
-        return [r for r in pool.map(one, uris) if r is not None]
+        return list(pool.map(read_json_object, uris))
+
+
+def read_json_records(uris: list[str], workers: int = 16) -> list[dict[str, Any]]:
+    """The JSON objects at ``uris`` (``read_json_objects``) without the unreadable ones. Order follows ``uris``."""
+    return [r for r in read_json_objects(uris, workers) if r is not None]
 
 
 def makedirs(uri: str) -> None:

@@ -125,19 +125,25 @@ async def run_stage(stage: StagePlan, concurrency: int, videos_per_shard: int = 
     start = time.perf_counter()
     local = getattr(flyte.ctx(), "mode", "local") == "local"
     workers = worker_devices(devices) if local and devices else []
-    if workers:
-        configs = shard_configs(stage, concurrency or len(workers), videos_per_shard)
-        if configs:
-            reports = await asyncio.to_thread(run_workers, stage.spec.name, configs, workers)
-            report = await finalize_task(json.dumps(stage.config, sort_keys=True), reports)
-            report.seconds = round(time.perf_counter() - start, 3)
-            return report
-    concurrency = concurrency or (1 if local else CLUSTER_CONCURRENCY)
-    configs = shard_configs(stage, concurrency, videos_per_shard)
+    concurrency = concurrency or (len(workers) if workers else 1 if local else CLUSTER_CONCURRENCY)
+    configs = shard_configs(stage, concurrency, videos_per_shard)    # lists the stage's input once
     if not configs:
         return StageReport(stage=stage.spec.name, run_id=stage.config["run_id"], run_uri=stage.run_uri,
                            note=f"skipped: nothing to do ({stage.spec.describe_input(stage.config)} has no items)",
                            number=stage.spec.number)
+    if workers:
+        reports = await asyncio.to_thread(run_workers, stage.spec.name, configs, workers)
+    else:
+        reports = await _map_shards(stage, shard_task, configs, concurrency, local)
+    report = await finalize_task(json.dumps(stage.config, sort_keys=True), reports)
+    report.seconds = round(time.perf_counter() - start, 3)
+    return report
+
+
+async def _map_shards(stage: StagePlan, shard_task: Any, configs: list[str], concurrency: int,
+                      local: bool) -> list[Any]:
+    """The shard task over every shard config with Flyte's map; on a cluster, shards whose cached outputs are gone
+    run again with the cache off."""
     log.info("stage %s: %d shard(s), %s", stage.spec.number, len(configs),
              "one after another (Flyte local mode)" if local else f"at most {concurrency} at a time")
     reports = [r async for r in flyte.map.aio(shard_task, configs, group_name=f"{stage.spec.name}_shards",
@@ -151,9 +157,7 @@ async def run_stage(stage: StagePlan, concurrency: int, videos_per_shard: int = 
                                                  group_name=f"{stage.spec.name}_reruns", return_exceptions=False)]
         for index, report in zip(stale, redone, strict=True):
             reports[index] = report
-    report = await finalize_task(json.dumps(stage.config, sort_keys=True), reports)
-    report.seconds = round(time.perf_counter() - start, 3)
-    return report
+    return reports
 
 
 async def run_pipeline(values: Mapping[str, Any]) -> PipelineResult:

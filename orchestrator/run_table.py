@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -27,7 +26,7 @@ from typing import Any
 
 from core import storage
 from core.edited_clips import EDIT_SUFFIX, parse_video_id
-from core.errors import LanepaintError, StorageError
+from core.errors import LanepaintError
 from core.layout import Layout
 from core.manifest import read_item_records
 
@@ -304,15 +303,6 @@ class RunTable:
         return [row.get(name) for row in self.rows]
 
 
-def _read_json(uri: str) -> dict[str, Any]:
-    try:
-        value = json.loads(storage.read_text(uri))
-    except (StorageError, ValueError) as exc:
-        log.warning("results table: skipped unreadable %s: %s", uri, exc)
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _split_item(item_id: str) -> tuple[str, str] | None:
     parts = item_id.split("/")
     return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
@@ -335,23 +325,27 @@ def _collect(layout: Layout, run_id: str) -> dict[tuple[str, str], Sources]:
     def at(folder: str, video_id: str) -> Sources:
         return found.setdefault((folder, video_id), Sources(run_id, folder, video_id))
 
+    wanted: list[tuple[Sources, str, str]] = []     # (where, which field, file), read together below
     for root, item_attribute in ((layout.vp_run(run_id), "edit_item"), (layout.alpamayo_run(run_id), "vla_item")):
-        for uri in storage.walk_files(root):
+        files = storage.walk_files(root)
+        for uri in files:
             parts = uri.replace("\\", "/").split("/")
             kind = _record_kind(parts[-1])
             if kind and len(parts) >= 3 and not parts[-3].startswith("_"):
-                setattr(at(parts[-3], parts[-2]), kind, _read_json(uri))
-        for item_id, record in read_item_records(root).items():
+                wanted.append((at(parts[-3], parts[-2]), kind, uri))
+        for item_id, record in read_item_records(root, listed=files).items():   # no second listing
             if key := _split_item(item_id):
                 setattr(at(*key), item_attribute, record)
-    stats: dict[tuple[str, str], dict[str, Any]] = {}
+    for (sources, kind, _), value in zip(wanted, storage.read_json_objects([u for *_, u in wanted]), strict=True):
+        setattr(sources, kind, value or {})
+    by_stats: dict[str, list[Sources]] = {}     # stage 1's statistics of each video, found through the sidecar
     for sources in found.values():
         data_run = _path(sources.sidecar, "input", "data_run_id") or run_id
-        key = (data_run, sources.video_id)
-        if key not in stats:
-            uri = layout.sam2_stats_json(data_run, sources.video_id)
-            stats[key] = _read_json(uri) if storage.exists(uri) else {}
-        sources.stats = stats[key]
+        by_stats.setdefault(layout.sam2_stats_json(data_run, sources.video_id), []).append(sources)
+    present = [uri for uri in by_stats if storage.exists(uri)]
+    for uri, value in zip(present, storage.read_json_objects(present), strict=True):
+        for sources in by_stats[uri]:
+            sources.stats = value or {}
     return found
 
 

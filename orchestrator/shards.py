@@ -17,7 +17,6 @@ from typing import Any
 
 from core import storage
 from core.config import build_config
-from core.errors import StorageError
 from core.layout import Layout
 from core.manifest import MANIFEST_NAME, RunManifest
 from core.runner import FAILED, OK, SKIPPED, ItemResult, RunSummary, Terminated, split_items
@@ -84,14 +83,6 @@ def _summary(stage: str, report: StageReport) -> RunSummary:
     return summary
 
 
-def _read_json(uri: str) -> dict[str, Any]:
-    try:
-        return json.loads(storage.read_text(uri)) if storage.exists(uri) else {}
-    except (StorageError, ValueError) as exc:
-        log.warning("ignoring unreadable %s: %s", uri, exc)
-        return {}
-
-
 def finalize(stage: str, config_json: str, reports: Sequence[StageReport]) -> StageReport:
     """After every shard of a stage: one manifest for the run, and the run-level reports."""
     spec = BY_NAME[stage]
@@ -102,7 +93,8 @@ def finalize(stage: str, config_json: str, reports: Sequence[StageReport]) -> St
     summary = _summary(stage, combined)
     if spec.run_reports:   # the stage rewrites what is per run (reports) from every shard's records
         load(spec.run_reports)(cfg, summary)
-    previous = _read_json(storage.join(run_uri, MANIFEST_NAME))     # the last shard's models
+    last = storage.join(run_uri, MANIFEST_NAME)                      # the last shard's manifest: its models
+    previous = (storage.read_json_object(last) or {}) if storage.exists(last) else {}
     manifest = RunManifest(stage, run_uri, cfg.run_id, cfg, cfg.profile, previous.get("models"))
     combined.manifest_uri = manifest.finalize(summary)
     return combined
