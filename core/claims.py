@@ -94,7 +94,7 @@ class ClaimStore:
         """Claim an item ahead of its turn (work done for it early: a batch, a read-ahead); its ``acquire`` then
         returns this claim. True when this invocation holds it already; False when another one does."""
         with self._lock:
-            if item_id in self._reserved or item_id in self._active:
+            if item_id in self._active:      # reserved or acquired by this invocation
                 return True
             claim = self.acquire(item_id)
             if isinstance(claim, str):

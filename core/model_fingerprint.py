@@ -18,6 +18,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from core.model_lock import is_hub_id
+
 _SNAPSHOT = re.compile(r"[/\\]snapshots[/\\]([0-9a-f]{40})(?:[/\\]|$)")
 _WRAPPED = ("model", "pipe", "pipeline", "predictor", "net")
 
@@ -70,7 +72,7 @@ def snapshot_commit(path: str | None) -> str | None:
 def hub_commit(repo_id: str, cache_dir: str | None = None, revision: str | None = None,
                repo_type: str = "model") -> str | None:
     """The commit the cache holds for ``repo_id`` at ``revision`` (default main), without network."""
-    if not repo_id or "/" not in repo_id or repo_id.startswith(("/", ".")):
+    if not is_hub_id(repo_id):
         return None
     try:
         from huggingface_hub import try_to_load_from_cache

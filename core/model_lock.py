@@ -13,6 +13,8 @@ import json
 import os
 from typing import Any
 
+from core import storage
+
 LOCK_NAME = "lanepaint-models.lock.json"
 
 
@@ -40,9 +42,17 @@ def read_lock(cache_dir: str | None = None) -> dict[str, Any]:
     return data if isinstance(data.get("repos"), dict) else {"repos": {}}
 
 
+def is_hub_id(value: str | None) -> bool:
+    """``org/name`` that is not an existing local path."""
+    if not value or value.startswith(("/", ".", "~")) or "://" in value or os.path.exists(value):
+        return False
+    parts = value.split("/")
+    return len(parts) == 2 and all(parts)
+
+
 def pinned_revision(repo_id: str | None, cache_dir: str | None = None) -> str | None:
     """The commit the lock pins ``repo_id`` to, else None."""
-    if not repo_id or os.path.isdir(repo_id):
+    if not is_hub_id(repo_id):
         return None
     entry = read_lock(cache_dir)["repos"].get(repo_id)
     return entry.get("revision") if isinstance(entry, dict) else None
@@ -53,9 +63,5 @@ def write_lock(repos: dict[str, dict[str, Any]], cache_dir: str | None = None) -
     path = lock_path(cache_dir)
     data = read_lock(cache_dir)
     data["repos"] = {**data["repos"], **repos}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    storage.write_text(path, json.dumps(data, indent=2, sort_keys=True))    # temp name, then moved
     return path

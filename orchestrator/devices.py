@@ -33,24 +33,23 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
 
 
-def check_devices(spec: str) -> None:
-    """A usage error unless ``spec`` is ``auto``, a GPU count, a GPU list or ``cpu:N``."""
+def check_devices(spec: str) -> str:
+    """A usage error unless ``spec`` is ``auto``, a GPU count, a GPU list or ``cpu:N``; the spec normalised."""
     text = (spec or "auto").strip().lower()
     if text == "auto" or text.isdigit() and int(text) >= 1:
-        return
+        return text
     if text.startswith("cpu:") and text[4:].isdigit() and int(text[4:]) >= 1:
-        return
+        return text
     groups = [d.strip() for d in text.split(",")]
     ids = [i for g in groups for i in g.split("+")]
     if all(_GROUP.fullmatch(g) for g in groups) and len(set(ids)) == len(ids):
-        return
+        return ",".join(groups)
     raise UsageError(f"--devices {spec!r}: use auto, a GPU count (4), GPU ids (0,2,3), groups (0+1,2+3) or cpu:N")
 
 
 def worker_devices(spec: str) -> list[str]:
     """One device per worker (see the module docstring); empty: run in this process."""
-    check_devices(spec)
-    text = (spec or "auto").strip().lower()
+    text = check_devices(spec)
     if text.startswith("cpu:"):
         return [CPU] * int(text[4:])
     if text == "auto":
@@ -58,7 +57,7 @@ def worker_devices(spec: str) -> list[str]:
     elif text.isdigit():
         gpus = [str(i) for i in range(int(text))]
     else:
-        gpus = [d.strip() for d in text.split(",")]
+        gpus = text.split(",")
     return gpus if len(gpus) > 1 else []       # one GPU or none: this process, as without --devices
 
 

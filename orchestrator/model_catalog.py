@@ -7,16 +7,15 @@ Local folders and files given instead of hub ids are not listed: they are alread
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from core.model_lock import is_hub_id
 from generation.config import QWEN_SIZES
 from segmentation.config import MODEL_HUB_IDS
 
 WEIGHTS = ("*.json", "*.txt", "*.model", "*.safetensors", "*.jinja")   # configs, tokenizers, safetensors weights
 PROCESSOR = ("*.json", "*.txt", "*.model", "*.jinja")                  # tokenizer / image processor / template
 ALPAMAYO_BACKBONE = "Qwen/Qwen3-VL-8B-Instruct"    # AlpamayoR1Config's default vlm_name_or_path (its config only)
-LPIPS_BACKBONE_URL = "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth"
 
 
 @dataclass(frozen=True)
@@ -30,14 +29,6 @@ class Checkpoint:
         from fnmatch import fnmatch
 
         return self.patterns is None or any(fnmatch(name, p) for p in self.patterns)
-
-
-def is_hub_id(value: str | None) -> bool:
-    """``org/name`` that is not an existing local path."""
-    if not value or value.startswith(("/", ".", "~")) or "://" in value or os.path.exists(value):
-        return False
-    parts = value.split("/")
-    return len(parts) == 2 and all(parts)
 
 
 def checkpoints(stages: str, segment: object | None = None, edit: object | None = None,

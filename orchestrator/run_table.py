@@ -25,15 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import storage
-from core.edited_clips import EDIT_SUFFIX, parse_video_id
+from core.edited_clips import SIDECAR_FILE_SUFFIX, parse_video_id
 from core.errors import LanepaintError
 from core.layout import Layout
 from core.manifest import read_item_records
+from vla.report import INFERENCE_SUFFIX
 
 log = logging.getLogger(__name__)
 
-SIDECAR_END = f"{EDIT_SUFFIX}.json"
-INFERENCE_END = "_inference.json"
 METRIC_BLOCKS = ("full", "masked", "background")
 METRIC_KEYS = ("psnr", "psnr_frame_mean", "identical_frames", "ssim", "lpips", "mse", "mae", "clip_score",
                "temporal_consistency")
@@ -299,9 +298,6 @@ class RunTable:
     run_id: str
     rows: list[dict[str, Any]]
 
-    def column(self, name: str) -> list[Any]:
-        return [row.get(name) for row in self.rows]
-
 
 def _split_item(item_id: str) -> tuple[str, str] | None:
     parts = item_id.split("/")
@@ -310,9 +306,9 @@ def _split_item(item_id: str) -> tuple[str, str] | None:
 
 def _record_kind(name: str) -> str | None:
     """Which ``Sources`` field a file under a stage 2 or 3 run folder fills, if any."""
-    if name.endswith(SIDECAR_END):
+    if name.endswith(SIDECAR_FILE_SUFFIX):
         return "sidecar"
-    if name.endswith(INFERENCE_END):
+    if name.endswith(INFERENCE_SUFFIX):
         return "inference"
     if name.startswith("eval_") and name.endswith(".json"):
         return "evaluation"

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 
+from core import storage
 from core.errors import LanepaintError, one_line
 from core.logs import setup_logging
 from core.runner import Terminated, sigterm_raises
@@ -41,10 +42,7 @@ def main(argv: list[str]) -> int:
         log.error("worker %s: %s", worker, one_line(exc))
         return 1
     report.extra[f"worker_{worker.split('#')[-1]}"] = f"{worker.split('#')[0]} pid {os.getpid()}"
-    tmp = f"{report_path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(dataclasses.asdict(report)))
-    os.replace(tmp, report_path)
+    storage.write_text(report_path, json.dumps(dataclasses.asdict(report)))   # temp name, then moved
     return 0
 
 
